@@ -1,0 +1,35 @@
+# bridgevla — common jobs. `make install && make test` sets up and checks a fresh clone.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Debian packages the embedded MuJoCo renderer needs for headless EGL / OSMesa rendering on a CPU.
+DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
+export MUJOCO_GL ?= egl
+
+.PHONY: install system-libs test test-all lint bench
+
+install: system-libs
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[sim,dev]"
+
+system-libs:
+	@missing=$$(for p in $(DEB_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "system libraries present: $(DEB_LIBS)"; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		echo "installing $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing Debian packages: $$missing — run: sudo apt-get install $$missing"; exit 1; fi
+
+test:
+	$(PY) -m pytest -q -n 2 tests
+
+test-all:
+	$(PY) -m pytest -q -n 2 --runslow tests
+
+lint:
+	$(VENV)/bin/ruff check .
+
+bench:
+	$(PY) -m benchmarks.speed.render
