@@ -1,0 +1,138 @@
+"""Per-view heatmaps ⇄ 3D points: the reference's multi-view grid fusion, a soft-argmax, and Gaussian targets.
+
+Heatmaps are probability maps (B, 3 views, H, W), indexed [row v, column u], each view summing to 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rendering.views import NUM_VIEWS, in_image, project, view_axes
+
+
+def _check_heatmaps(heatmaps: Tensor) -> None:
+    if not isinstance(heatmaps, Tensor) or heatmaps.ndim != 4 or heatmaps.shape[1] != NUM_VIEWS:
+        raise ValueError(f"heatmaps must have shape (B, {NUM_VIEWS}, H, W), got {getattr(heatmaps, 'shape', heatmaps)}")
+    if heatmaps.shape[2] != heatmaps.shape[3]:
+        raise ValueError(f"heatmaps must be square, got {tuple(heatmaps.shape[2:])}")
+    if not heatmaps.is_floating_point():
+        raise ValueError(f"heatmaps must be floating point, got {heatmaps.dtype}")
+
+
+def grid_centers(grid_res: int, dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+    """The ``grid_res`` cell centres along one axis of [-1, 1]."""
+    i = torch.arange(grid_res, dtype=torch.float64, device=device)
+    return (-1.0 + (i + 0.5) * 2.0 / grid_res).to(dtype)
+
+
+def _interp_matrix(grid_res: int, image_size: int, sign: float, vertical: bool, dtype, device) -> Tensor:
+    """(grid_res, image_size) bilinear weights sampling one image axis at the grid's cell centres, 0 outside.
+
+    Coordinates are computed from integers in float64 so that when grid_res == image_size every grid centre lands
+    exactly on a pixel centre and the weights are exactly one-hot.
+    """
+    i = torch.arange(grid_res, dtype=torch.float64, device=device)
+    # cube coordinate along the image axis: a = sign * g;  u = (a + 1) S/2 - 0.5;  v = (1 - b) S/2 - 0.5
+    t = i + 0.5 if (sign > 0) != vertical else grid_res - i - 0.5
+    pos = t * image_size / grid_res - 0.5
+    lo = torch.floor(pos)
+    w_hi = pos - lo
+    cols = torch.arange(image_size, dtype=torch.float64, device=device)
+    m = (cols[None] == lo[:, None]) * (1.0 - w_hi[:, None]) + (cols[None] == lo[:, None] + 1) * w_hi[:, None]
+    return m.to(dtype)
+
+
+def fusion_score_planes(heatmaps: Tensor, grid_res: int) -> list[tuple[Tensor, int, int]]:
+    """Each view sampled at the grid: a list of (plane (B, R, R) indexed [grid along axis_b, grid along axis_a],
+    axis_b, axis_a). Separable because each view is axis-aligned: ``R_b @ H @ R_a^T``."""
+    b, _, s, _ = heatmaps.shape
+    planes = []
+    for k, (ia, sa, ib, sb) in enumerate(view_axes()):
+        ra = _interp_matrix(grid_res, s, sa, False, heatmaps.dtype, heatmaps.device)
+        rb = _interp_matrix(grid_res, s, sb, True, heatmaps.dtype, heatmaps.device)
+        planes.append((rb @ heatmaps[:, k] @ ra.T, ib, ia))
+    return planes
+
+
+def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int = 1 << 22) -> Tensor:
+    """Reference decode: argmax over a ``grid_res``^3 grid of the mean over views of each view's bilinearly sampled
+    probability at the cell centre's projection. Returns cube points (B, 3).
+
+    The volume is built by broadcasting three (R, R) planes, ``max_chunk_elements`` cells at a time, so memory stays
+    bounded at any resolution. Ties go to the lowest (x, y, z) index.
+    """
+    _check_heatmaps(heatmaps)
+    if not isinstance(grid_res, int) or grid_res < 1:
+        raise ValueError(f"grid_res must be a positive int, got {grid_res!r}")
+    r = grid_res
+    b = heatmaps.shape[0]
+    # Bring every plane to a (B, X, Y, Z)-broadcastable layout.
+    vols = []
+    for plane, ib, ia in fusion_score_planes(heatmaps, r):
+        full = [1, 1, 1]
+        full[ia], full[ib] = r, r
+        p = plane if ib < ia else plane.transpose(1, 2)  # now indexed [min axis, max axis]
+        vols.append(p.reshape(b, *full))
+    chunk = max(1, min(r, max_chunk_elements // (r * r)))
+    best_val = torch.full((b,), -math.inf, dtype=heatmaps.dtype, device=heatmaps.device)
+    best_idx = torch.zeros(b, dtype=torch.long, device=heatmaps.device)
+    for x0 in range(0, r, chunk):  # loop over slabs of the grid (memory bound), each fully vectorised
+        sl = slice(x0, min(r, x0 + chunk))
+        score = sum(v[:, sl] if v.shape[1] > 1 else v for v in vols)  # (B, x, R, R)
+        flat = score.reshape(b, -1)
+        val, idx = flat.max(dim=1)
+        better = val > best_val  # strict: an earlier slab keeps ties
+        best_val = torch.where(better, val, best_val)
+        best_idx = torch.where(better, idx + x0 * r * r, best_idx)
+    ix, iy, iz = best_idx // (r * r), (best_idx // r) % r, best_idx % r
+    g = grid_centers(r, heatmaps.dtype, heatmaps.device)
+    return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
+
+
+def soft_fuse_heatmaps(heatmaps: Tensor) -> Tensor:
+    """Differentiable decode: each view's expected (u, v) gives two cube coordinates; every cube axis is seen by two
+    views and the two estimates are averaged. Returns cube points (B, 3)."""
+    _check_heatmaps(heatmaps)
+    b, _, s, _ = heatmaps.shape
+    idx = torch.arange(s, dtype=heatmaps.dtype, device=heatmaps.device)
+    eu = (heatmaps.sum(2) * idx).sum(-1)  # (B, V): expected column
+    ev = (heatmaps.sum(3) * idx).sum(-1)  # (B, V): expected row
+    total = torch.zeros(b, 3, dtype=heatmaps.dtype, device=heatmaps.device)
+    count = [0, 0, 0]
+    for k, (ia, sa, ib, sb) in enumerate(view_axes()):
+        a = (eu[:, k] + 0.5) * 2.0 / s - 1.0
+        bb = 1.0 - (ev[:, k] + 0.5) * 2.0 / s
+        total = total.index_add(1, torch.tensor([ia, ib], device=heatmaps.device), torch.stack([sa * a, sb * bb], 1))
+        count[ia] += 1
+        count[ib] += 1
+    return total / total.new_tensor(count)
+
+
+def gaussian_targets(points: Tensor, image_size: int, sigma: float = 1.5, cutoff: float = 3.0) -> Tensor:
+    """Per-view Gaussian target maps (B, 3, S, S) for cube points (B, 3): σ in pixels, zero beyond ``cutoff``·σ,
+    each view normalised to sum 1. A projection outside the image is clamped onto the border first."""
+    if not isinstance(points, Tensor) or points.ndim != 2 or points.shape[1] != 3 or not points.is_floating_point():
+        raise ValueError(f"points must be a float tensor of shape (B, 3), got {getattr(points, 'shape', points)}")
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    if not (cutoff > 0):
+        raise ValueError(f"cutoff must be positive, got {cutoff!r}")
+    if not torch.isfinite(points).all():
+        raise ValueError("points must be finite")
+    s = image_size
+    uv = project(points, s)[..., :2].clamp(-0.5, s - 0.5)  # (B, V, 2)
+    idx = torch.arange(s, dtype=points.dtype, device=points.device)
+    du2 = (idx.view(1, 1, 1, s) - uv[..., 0, None, None]) ** 2
+    dv2 = (idx.view(1, 1, s, 1) - uv[..., 1, None, None]) ** 2
+    d2 = du2 + dv2  # (B, V, S, S)
+    g = torch.exp(-d2 / (2 * sigma * sigma))
+    g = torch.where(d2 <= (cutoff * sigma) ** 2, g, torch.zeros_like(g))
+    return g / g.sum(dim=(2, 3), keepdim=True)
+
+
+def points_in_views(points: Tensor, image_size: int) -> Tensor:
+    """Bool (B, V): whether each cube point projects inside each view (useful to mask zoomed targets)."""
+    return in_image(project(points, image_size), image_size)

@@ -1,0 +1,65 @@
+"""rendering.transforms against hand-computed values, scipy and rigid-motion properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from rendering.transforms import rotate_quaternions, transform_points, yaw_matrix
+
+
+def test_yaw_of_90_degrees_turns_x_into_y():
+    r = yaw_matrix(torch.tensor([math.pi / 2], dtype=torch.float64))
+    out = transform_points(torch.tensor([[1.0, 0.0, 0.5]], dtype=torch.float64), r,
+                           torch.tensor([[0.1, 0.2, 0.3]], dtype=torch.float64))
+    assert torch.allclose(out, torch.tensor([[0.1, 1.2, 0.8]], dtype=torch.float64), atol=1e-12)
+
+
+def test_pivot_is_a_fixed_point_of_the_rotation():
+    r = yaw_matrix(torch.tensor([0.7, -1.1], dtype=torch.float64))
+    pivot = torch.tensor([[0.3, -0.2, 1.0], [0.0, 0.5, 0.7]], dtype=torch.float64)
+    pts = torch.stack([pivot, pivot + torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64)], dim=1)
+    out = transform_points(pts, r, torch.zeros(2, 3, dtype=torch.float64), pivot)
+    assert torch.allclose(out, pts, atol=1e-12)  # the pivot and a point above it (on the yaw axis) stay put
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-math.pi, math.pi), st.lists(st.floats(-1, 1), min_size=3, max_size=3),
+       st.integers(0, 2**31 - 1))
+def test_matches_a_per_point_loop_and_scipy(angle, t, seed):
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.rand(1, 5, 3, generator=g, dtype=torch.float64)
+    pivot = torch.rand(1, 3, generator=g, dtype=torch.float64)
+    trans = torch.tensor([t], dtype=torch.float64)
+    r = yaw_matrix(torch.tensor([angle], dtype=torch.float64))
+    rs = Rotation.from_euler("z", angle)
+    assert np.allclose(r[0].numpy(), rs.as_matrix(), atol=1e-12)
+    out = transform_points(pts, r, trans, pivot)
+    for n in range(5):  # slow reference, one point at a time
+        ref = rs.apply((pts[0, n] - pivot[0]).numpy()) + pivot[0].numpy() + trans[0].numpy()
+        assert np.allclose(out[0, n].numpy(), ref, atol=1e-12)
+    q = torch.from_numpy(Rotation.random(random_state=seed).as_quat()[None])
+    got = rotate_quaternions(q, r)[0].numpy()
+    want = (rs * Rotation.from_quat(q[0].numpy())).as_quat()
+    assert min(np.abs(got - want).max(), np.abs(got + want).max()) < 1e-9
+    assert got[3] >= 0
+
+
+def test_bad_shapes_name_the_argument():
+    r = yaw_matrix(torch.zeros(2))
+    with pytest.raises(ValueError, match="points"):
+        transform_points(torch.zeros(2, 4), r, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="rotation"):
+        transform_points(torch.zeros(2, 5, 3), r[:1], torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="pivot"):
+        transform_points(torch.zeros(2, 5, 3), r, torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="quaternion"):
+        rotate_quaternions(torch.zeros(2, 3), r)
+    with pytest.raises(ValueError, match="angle"):
+        yaw_matrix(torch.zeros(2, dtype=torch.long))
