@@ -59,36 +59,54 @@ def fusion_score_planes(heatmaps: Tensor, grid_res: int) -> list[tuple[Tensor, i
 
 def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int = 1 << 22) -> Tensor:
     """Reference decode: argmax over a ``grid_res``^3 grid of the mean over views of each view's bilinearly sampled
-    probability at the cell centre's projection. Returns cube points (B, 3).
+    probability at the cell centre's projection. Returns cube points (B, 3). Ties go to the lowest (x, y, z) index.
 
-    The volume is built by broadcasting three (R, R) planes, ``max_chunk_elements`` cells at a time, so memory stays
-    bounded at any resolution. Ties go to the lowest (x, y, z) index.
+    Exact, without materialising the grid: the score is ``T[x, y] + F[y, z] + S[x, z]`` (top, front, side planes,
+    see :func:`fusion_score_planes`), bounded above by ``T[x, y] + max_z F[y, z] + max_z S[x, z]``. A few columns
+    with the best bounds give a lower bound on the maximum; only the (x, y) columns whose upper bound reaches it are
+    scored over all z (usually a handful, since heatmaps are peaked; at worst all of them, ``max_chunk_elements``
+    cells at a time). Floating-point addition is monotone, so the pruning never drops the true argmax.
     """
     _check_heatmaps(heatmaps)
     if not isinstance(grid_res, int) or grid_res < 1:
         raise ValueError(f"grid_res must be a positive int, got {grid_res!r}")
     r = grid_res
     b = heatmaps.shape[0]
-    # Bring every plane to a (B, X, Y, Z)-broadcastable layout.
-    vols = []
+    dev = heatmaps.device
+    planes = {}
     for plane, ib, ia in fusion_score_planes(heatmaps, r):
-        full = [1, 1, 1]
-        full[ia], full[ib] = r, r
-        p = plane if ib < ia else plane.transpose(1, 2)  # now indexed [min axis, max axis]
-        vols.append(p.reshape(b, *full))
-    chunk = max(1, min(r, max_chunk_elements // (r * r)))
-    best_val = torch.full((b,), -math.inf, dtype=heatmaps.dtype, device=heatmaps.device)
-    best_idx = torch.zeros(b, dtype=torch.long, device=heatmaps.device)
-    for x0 in range(0, r, chunk):  # loop over slabs of the grid (memory bound), each fully vectorised
-        sl = slice(x0, min(r, x0 + chunk))
-        score = sum(v[:, sl] if v.shape[1] > 1 else v for v in vols)  # (B, x, R, R)
-        flat = score.reshape(b, -1)
-        val, idx = flat.max(dim=1)
-        better = val > best_val  # strict: an earlier slab keeps ties
-        best_val = torch.where(better, val, best_val)
-        best_idx = torch.where(better, idx + x0 * r * r, best_idx)
+        planes[(min(ia, ib), max(ia, ib))] = plane if ib < ia else plane.transpose(1, 2)  # [min axis, max axis]
+    if set(planes) != {(0, 1), (1, 2), (0, 2)}:
+        raise ValueError("fuse_heatmaps needs views that see the (x, y), (y, z) and (x, z) planes")
+    top, front, side = planes[(0, 1)], planes[(1, 2)], planes[(0, 2)]  # [x, y], [y, z], [x, z]
+    upper = (top + front.amax(-1)[:, None, :]) + side.amax(-1)[:, :, None]  # (B, X, Y)
+
+    def column_scores(bi: Tensor, xi: Tensor, yi: Tensor) -> Tensor:
+        # Same association order as the bound: (T + F) + S.
+        return (top[bi, xi, yi][:, None] + front[bi, yi]) + side[bi, xi]  # (n, Z)
+
+    k = min(16, r * r)
+    seed = upper.reshape(b, -1).topk(k, dim=1).indices  # (B, k) flat (x, y)
+    bi = torch.arange(b, device=dev).repeat_interleave(k)
+    lower = column_scores(bi, seed.reshape(-1) // r, seed.reshape(-1) % r).amax(-1).view(b, k).amax(-1)
+
+    cb, cx, cy = (upper >= lower[:, None, None]).nonzero(as_tuple=True)
+    best_val = torch.full((b,), -math.inf, dtype=heatmaps.dtype, device=dev)
+    best_idx = torch.full((b,), r**3, dtype=torch.long, device=dev)
+    rows = max(1, max_chunk_elements // r)
+    for c0 in range(0, cb.numel(), rows):  # loop over bounded chunks of candidate columns, each vectorised
+        sb, sx, sy = cb[c0 : c0 + rows], cx[c0 : c0 + rows], cy[c0 : c0 + rows]
+        val, z = column_scores(sb, sx, sy).max(-1)  # first max along z = lowest index within a column
+        flat = (sx * r + sy) * r + z
+        chunk_best = torch.full_like(best_val, -math.inf).scatter_reduce(0, sb, val, "amax")
+        new_best = torch.maximum(best_val, chunk_best)
+        keep_old = (best_val == new_best)
+        cand = torch.where(val == new_best[sb], flat, torch.full_like(flat, r**3))
+        chunk_idx = torch.full_like(best_idx, r**3).scatter_reduce(0, sb, cand, "amin")
+        best_idx = torch.where(keep_old, torch.minimum(best_idx, chunk_idx), chunk_idx)
+        best_val = new_best
     ix, iy, iz = best_idx // (r * r), (best_idx // r) % r, best_idx % r
-    g = grid_centers(r, heatmaps.dtype, heatmaps.device)
+    g = grid_centers(r, heatmaps.dtype, dev)
     return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
 
 

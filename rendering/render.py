@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rendering.views import NUM_VIEWS, pixel_index, project
+from rendering.views import NUM_VIEWS, pixel_index, project, view_matrices
 
 DEFAULT_SPLAT_RADIUS = 0.012  # cube units, as the reference (≈1.3 px at 224 px)
 
@@ -85,85 +85,92 @@ def render(
     keep = torch.isfinite(points).all(-1) & (points.abs() <= 1.0).all(-1)
     if mask is not None:
         keep &= mask
-    pts = torch.where(keep[..., None], points, torch.zeros_like(points))
+    # Dropped points still get projected (NaN/far pixels are harmless): they are routed to a spare slot below.
+    pts = points
     uvd = project(pts, s)  # (B, N, V, 3)
     pix = pixel_index(uvd[..., :2], s)  # (B, N, V, 2) as (col, row)
 
-    # Flat pixel id per (point, view), restricted to kept points.
+    # Flat pixel id per (point, view); dropped points go to a spare slot past the last pixel instead of being
+    # filtered out, which keeps every tensor dense (boolean indexing costs more than the extra scatter work).
     bi = torch.arange(b, device=dev).view(b, 1, 1)
     vi = torch.arange(v, device=dev).view(1, 1, v)
     flat = ((bi * v + vi) * s + pix[..., 1]) * s + pix[..., 0]  # (B, N, V)
-    point_id = (torch.arange(b, device=dev).view(b, 1) * n + torch.arange(n, device=dev).view(1, n))  # (B, N)
-    sel = keep[..., None].expand(b, n, v)
-    flat_k = flat[sel]
-    depth_k = uvd[..., 2][sel]
-    pid_k = point_id[..., None].expand(b, n, v)[sel]
-
-    big = b * n  # "no point" id: one past the last; small enough to survive float padding values exactly
-    zbuf = torch.full((npix,), math.inf, dtype=points.dtype, device=dev)
-    zbuf.scatter_reduce_(0, flat_k, depth_k, reduce="amin", include_self=True)
-    at_min = depth_k == zbuf[flat_k]
-    winner = torch.full((npix,), big, dtype=torch.long, device=dev)
-    winner.scatter_reduce_(0, flat_k[at_min], pid_k[at_min], reduce="amin", include_self=True)
-
-    winner = winner.view(b * v, s, s)
-    zbuf = zbuf.view(b * v, s, s)
+    flat = torch.where(keep[..., None], flat, torch.full_like(flat, npix)).reshape(-1)
+    point_id = torch.arange(b * n, device=dev).view(b, n, 1).expand(b, n, v).reshape(-1)
+    keys = torch.full((npix + 1,), _NO_POINT, dtype=torch.long, device=dev)
+    keys.scatter_reduce_(0, flat, depth_key(uvd[..., 2].reshape(-1), point_id), reduce="amin", include_self=True)
+    keys = keys[:npix].view(b * v, s, s)
     if splat_radius > 0:
-        winner, zbuf = _splat(winner, zbuf, uvd, n, splat_radius * s / 2.0, big)
+        keys = _splat(keys, pts.reshape(b * n, 3), v, s, splat_radius * s / 2.0)
 
-    valid = winner != big
-    safe = torch.where(valid, winner, torch.zeros_like(winner))  # (B*V, S, S) flat point ids
-    feats = features.reshape(b * n, c)[safe.view(-1)].view(b, v, s, s, c).permute(0, 1, 4, 2, 3)
-    xyz = pts.reshape(b * n, 3)[safe.view(-1)].view(b, v, s, s, 3).permute(0, 1, 4, 2, 3)
+    valid = keys != _NO_POINT
+    # Flat point ids b * n + i; empty pixels read an all-zero row appended to the table (black, xyz 0).
+    winner = torch.where(valid, keys & _ID_MASK, torch.full_like(keys, b * n))
+    table = torch.cat([features.reshape(b * n, c), pts.reshape(b * n, 3).to(features.dtype)], dim=1)
+    table = torch.cat([table, table.new_zeros(1, c + 3)])
+    shown = table[winner.view(-1)].view(b, v, s, s, c + 3).permute(0, 1, 4, 2, 3)
     valid = valid.view(b, v, s, s)
-    vmask = valid[:, :, None]
+    xyz = shown[:, :, c:].to(points.dtype)
+    # Depth of the shown point in its view: 1 + forward . p (the view matrix's last row).
+    fwd = view_matrices(points.dtype, dev)[:, 2]  # (V, 3)
+    depth = 1.0 + torch.einsum("vk,bvkhw->bvhw", fwd, xyz)
     return Rendered(
-        features=torch.where(vmask, feats, torch.zeros_like(feats)),
-        depth=torch.where(valid, zbuf.view(b, v, s, s), torch.full_like(zbuf.view(b, v, s, s), -1.0)),
-        xyz=torch.where(vmask, xyz, torch.zeros_like(xyz)),
+        features=shown[:, :, :c],
+        depth=torch.where(valid, depth, torch.full_like(depth, -1.0)),
+        xyz=xyz,
         valid=valid,
-        index=torch.where(valid, safe.view(b, v, s, s) % n, torch.full_like(safe.view(b, v, s, s), -1)),
+        index=torch.where(valid, winner.view(b, v, s, s) % n, -1),
     )
 
 
-def _splat(
-    winner: Tensor, zbuf: Tensor, uvd: Tensor, n: int, radius_px: float, big: int
-) -> tuple[Tensor, Tensor]:
-    """Screen-space splat of z-buffer winners: each pixel takes the nearest winner of its window whose continuous
-    projection lies within ``radius_px`` of the pixel centre (its own winner always counts)."""
-    bv, s, _ = winner.shape
-    b, _, v, _ = uvd.shape
-    has = winner != big
-    safe = torch.where(has, winner, torch.zeros_like(winner))
-    # Continuous (u, v) of each pixel's winner in that pixel's view: uvd is (B, N, V, 3), ids are b * n + i.
-    view_of = torch.arange(bv, device=winner.device).view(bv, 1, 1) % v
-    uv_flat = uvd[..., :2].reshape(b * n * v, 2)
-    wuv = uv_flat[(safe * v + view_of).view(-1)].view(bv, s, s, 2)
+_ID_BITS = 32
+_ID_MASK = (1 << _ID_BITS) - 1
+_NO_POINT = torch.iinfo(torch.long).max
+
+
+def depth_key(depth: Tensor, point_id: Tensor) -> Tensor:
+    """One int64 per (depth, id) whose order is the lexicographic order of (depth at float32 precision, id).
+
+    Non-negative IEEE floats order like their bit patterns, so ``bits(depth) << 32 | id`` lets a single integer
+    ``amin`` do "nearest wins, lowest id breaks ties". Depth inside the cube is in [0, 2]; adding 0.0 turns -0.0
+    into +0.0."""
+    bits = (depth.float().clamp_min(0.0) + 0.0).view(torch.int32).long()
+    return (bits << _ID_BITS) | point_id
+
+
+def _splat(keys: Tensor, pts: Tensor, v: int, s: int, radius_px: float) -> Tensor:
+    """Screen-space splat of z-buffer winners (keys (B*V, S, S)): each pixel takes the nearest winner of its window
+    whose continuous projection lies within ``radius_px`` of the pixel centre (its own winner always counts)."""
+    bv = keys.shape[0]
+    has = keys != _NO_POINT
+    ids = torch.where(has, keys & _ID_MASK, torch.zeros_like(keys))
+    # Continuous position of each winner relative to its own pixel centre, from its cube coordinates.
+    m = view_matrices(pts.dtype, pts.device)  # (V, 3, 3)
+    xyz = pts[ids.view(-1)].view(bv, s, s, 3)
+    mv = m[torch.arange(bv, device=keys.device) % v]  # (B*V, 3, 3)
+    a = torch.einsum("nk,nhwk->nhw", mv[:, 0], xyz)
+    b_ = torch.einsum("nk,nhwk->nhw", mv[:, 1], xyz)
+    idx = torch.arange(s, device=keys.device, dtype=pts.dtype)
+    du = (a + 1.0) * (s / 2.0) - 0.5 - idx.view(1, 1, s)
+    dv = (1.0 - b_) * (s / 2.0) - 0.5 - idx.view(1, s, 1)
 
     k = int(math.floor(radius_px + 0.5))  # a winner lies within 0.5 px of its pixel centre, so farther can't reach
-    pad = (k, k, k, k)
-    inf = torch.tensor(math.inf, dtype=zbuf.dtype, device=zbuf.device)
-    zp = torch.nn.functional.pad(torch.where(has, zbuf, inf), pad, value=math.inf)
-    ip = torch.nn.functional.pad(winner, pad, value=big)
-    up = torch.nn.functional.pad(wuv.permute(0, 3, 1, 2), pad, value=0.0)
-    rows = torch.arange(s, device=winner.device, dtype=zbuf.dtype).view(1, s, 1)
-    cols = torch.arange(s, device=winner.device, dtype=zbuf.dtype).view(1, 1, s)
+    size = s + 2 * k
+    kp = torch.full((bv, size, size), _NO_POINT, dtype=keys.dtype, device=keys.device)
+    kp[:, k : k + s, k : k + s] = keys
+    dup = torch.zeros((bv, size, size), dtype=du.dtype, device=du.device)
+    dvp = torch.zeros_like(dup)
+    dup[:, k : k + s, k : k + s] = du
+    dvp[:, k : k + s, k : k + s] = dv
     r2 = radius_px * radius_px
-    depths, ids = [], []
+    best = keys.clone()
+    no_point = torch.tensor(_NO_POINT, device=keys.device)
     for dy in range(-k, k + 1):  # loop over the few window offsets, each a whole-image operation
         for dx in range(-k, k + 1):
-            z = zp[:, k + dy : k + dy + s, k + dx : k + dx + s]
-            i = ip[:, k + dy : k + dy + s, k + dx : k + dx + s]
-            if dy or dx:
-                uu = up[:, 0, k + dy : k + dy + s, k + dx : k + dx + s]
-                vv = up[:, 1, k + dy : k + dy + s, k + dx : k + dx + s]
-                near = (uu - cols) ** 2 + (vv - rows) ** 2 <= r2
-                z = torch.where(near, z, inf)
-                i = torch.where(near, i, big)
-            depths.append(z)
-            ids.append(i)
-    z = torch.stack(depths)
-    i = torch.stack(ids)
-    zmin = z.min(0).values
-    imin = torch.where(z == zmin, i, big).min(0).values
-    return imin, zmin
+            if not (dy or dx):
+                continue  # a pixel's own winner always counts: it is the starting value
+            ys, xs = slice(k + dy, k + dy + s), slice(k + dx, k + dx + s)
+            # The neighbour's winner sits at (col + dx + du, row + dy + dv); its distance to this pixel's centre:
+            near = (dup[:, ys, xs] + dx) ** 2 + (dvp[:, ys, xs] + dy) ** 2 <= r2
+            best = torch.minimum(best, torch.where(near, kp[:, ys, xs], no_point))
+    return best

@@ -1,11 +1,15 @@
 """A slow, obviously-correct renderer in plain Python loops, written from the spec in docs/geometry.md.
 
+Depths are compared at float32 precision, as the spec says.
+
 It shares no code with rendering.render: projection is recomputed here from the view table by hand.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 # (a, b, depth) per view, straight from the table in docs/geometry.md.
 VIEWS = {
@@ -31,7 +35,9 @@ def reference_render(points, features, size, radius):
             v = (1 - b) * size / 2 - 0.5
             col = min(max(math.floor(u + 0.5), 0), size - 1)
             row = min(max(math.floor(v + 0.5), 0), size - 1)
-            proj.append((u, v, d))
+            d32 = float(np.float32(d))
+            proj.append((u, v, d32))
+            d = d32
             best = zbuf.get((row, col))
             if best is None or (d, i) < (best[1], best[0]):
                 zbuf[(row, col)] = (i, d)

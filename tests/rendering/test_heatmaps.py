@@ -85,3 +85,10 @@ def test_bad_heatmaps_raise():
         gaussian_targets(torch.zeros(3), 8)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_targets(torch.zeros(1, 3), 8, sigma=0)
+
+
+def test_fusion_ties_go_to_the_lowest_grid_index():
+    h = torch.full((2, 3, 16, 16), 1 / 256.0, dtype=torch.float64)
+    got = fuse_heatmaps(h, grid_res=16, max_chunk_elements=64)
+    first = -1 + 1 / 16
+    assert torch.allclose(got, torch.full((2, 3), first, dtype=torch.float64))
