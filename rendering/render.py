@@ -108,7 +108,7 @@ def render(
     winner = torch.where(valid, keys & _ID_MASK, torch.full_like(keys, b * n))
     table = torch.cat([features.reshape(b * n, c), pts.reshape(b * n, 3).to(features.dtype)], dim=1)
     table = torch.cat([table, table.new_zeros(1, c + 3)])
-    shown = table[winner.view(-1)].view(b, v, s, s, c + 3).permute(0, 1, 4, 2, 3)
+    shown = table.index_select(0, winner.view(-1)).view(b, v, s, s, c + 3).permute(0, 1, 4, 2, 3)
     valid = valid.view(b, v, s, s)
     xyz = shown[:, :, c:].to(points.dtype)
     # Depth of the shown point in its view: 1 + forward . p (the view matrix's last row).
@@ -146,7 +146,7 @@ def _splat(keys: Tensor, pts: Tensor, v: int, s: int, radius_px: float) -> Tenso
     ids = torch.where(has, keys & _ID_MASK, torch.zeros_like(keys))
     # Continuous position of each winner relative to its own pixel centre, from its cube coordinates.
     m = view_matrices(pts.dtype, pts.device)  # (V, 3, 3)
-    xyz = pts[ids.view(-1)].view(bv, s, s, 3)
+    xyz = pts.index_select(0, ids.view(-1)).view(bv, s, s, 3)
     mv = m[torch.arange(bv, device=keys.device) % v]  # (B*V, 3, 3)
     a = torch.einsum("nk,nhwk->nhw", mv[:, 0], xyz)
     b_ = torch.einsum("nk,nhwk->nhw", mv[:, 1], xyz)

@@ -1,0 +1,41 @@
+"""Settings of the embedded MuJoCo benchmark (a dataclass, loadable through bridgevla.configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CAMERA_NAMES: tuple[str, ...] = ("front", "left_shoulder", "right_shoulder", "wrist")
+
+
+@dataclass
+class EmbeddedConfig:
+    image_size: int = 128  # square RGB-D images per camera, like RLBench's default
+    cameras: tuple[str, ...] = CAMERA_NAMES
+    max_keyposes: int = 25  # an episode ends after this many keyposes (RLBench/PerAct protocol)
+    tick_seconds: float = 0.05  # simulated time per recorded control tick
+    physics_timestep: float = 0.005  # MuJoCo integration step
+    max_joint_step: float = 0.03  # rad per tick: sets how many ticks a move takes
+    min_ticks: int = 5  # >= 5 ticks per move so that the PerAct stop heuristic (4-frame buffer) sees every stop
+    settle_seconds: float = 0.3  # physics after a gripper change, inside the same tick
+    collision_margin: float = 0.001  # penetration (m) tolerated by the collision checker
+    detour_heights: tuple[float, ...] = (0.12, 0.25)  # lifted-waypoint detours tried before giving up
+    retry_ignoring_collisions: bool = False  # RLBench's last resort; off: a colliding plan is an invalid keypose
+    ik_position_tolerance: float = 0.002  # metres
+    ik_rotation_tolerance: float = 0.02  # radians
+    workspace_lo: tuple[float, float, float] = (-0.3, -0.5, 0.6)  # keyposes are clipped into this box (RVT does)
+    workspace_hi: tuple[float, float, float] = (0.7, 0.5, 1.6)
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        unknown = [c for c in self.cameras if c not in CAMERA_NAMES]
+        if unknown or not self.cameras:
+            raise ValueError(f"cameras must be a non-empty subset of {CAMERA_NAMES}, got {self.cameras}")
+        if self.max_keyposes < 1:
+            raise ValueError(f"max_keyposes must be >= 1, got {self.max_keyposes}")
+        if not 0 < self.physics_timestep <= self.tick_seconds:
+            raise ValueError(f"physics_timestep must be in (0, tick_seconds], got {self.physics_timestep}")
+        if self.min_ticks < 1:
+            raise ValueError(f"min_ticks must be >= 1, got {self.min_ticks}")
+        if self.max_joint_step <= 0:
+            raise ValueError(f"max_joint_step must be > 0, got {self.max_joint_step}")

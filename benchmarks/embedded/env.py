@@ -1,0 +1,196 @@
+"""EmbeddedEnv: the MuJoCo tabletop benchmark behind ``benchmarks.protocol.Environment``."""
+
+from __future__ import annotations
+
+import zlib
+
+import mujoco
+import numpy as np
+
+from benchmarks.embedded.config import EmbeddedConfig
+from benchmarks.embedded.motion import PlanningError, plan
+from benchmarks.embedded.scene import scene_mjcf
+from benchmarks.embedded.sim import Sim
+from benchmarks.embedded.tasks import TASKS
+from benchmarks.embedded.tasks.base import Task, quat_xyzw_from_matrix
+from benchmarks.protocol import Keypose, Observation, StepResult
+
+_MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
+_STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to rest)
+
+
+class EmbeddedEnv:
+    """RLBench-like keypose environment. One scene is compiled per task on first use and reused."""
+
+    def __init__(self, config: EmbeddedConfig | None = None) -> None:
+        self.config = config or EmbeddedConfig()
+        self._sims: dict[str, Sim] = {}
+        self._task_objs: dict[str, Task] = {}
+        self._task: Task | None = None
+        self._sim: Sim | None = None
+        self._variation = 0
+        self._seed = 0
+        self._steps = 0
+        self._done = True
+        self._success = False
+        self._expert: list[Keypose] = []
+        self._recording: list[Observation] | None = None
+        self._image_every = 10
+        self._tick = 0
+
+    # ------------------------------------------------------------------ catalogue
+    def tasks(self) -> list[str]:
+        return sorted(TASKS)
+
+    task_names = tasks
+
+    def _task_obj(self, task: str) -> Task:
+        if task not in TASKS:
+            raise ValueError(f"task {task!r} unknown; available: {sorted(TASKS)}")
+        if task not in self._task_objs:
+            self._task_objs[task] = TASKS[task]()  # tasks keep per-episode state: one instance per env
+        return self._task_objs[task]
+
+    def variations(self, task: str) -> int:
+        return self._task_obj(task).num_variations()
+
+    def instructions(self, task: str, variation: int) -> list[str]:
+        t = self._task_obj(task)
+        t.check_variation(variation)
+        return t.instructions(variation)
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, task: str, variation: int, seed: int) -> Observation:
+        t = self._task_obj(task)
+        t.check_variation(variation)
+        if task not in self._sims:
+            c = self.config
+            self._sims[task] = Sim(scene_mjcf(t.objects_xml(), c.image_size, c.physics_timestep),
+                                   c.image_size, c.physics_timestep, c.collision_margin)
+        sim = self._sims[task]
+        sim.reset_state()
+        # The scene depends on (task, variation, seed) only: a fresh generator from exactly those.
+        rng = np.random.default_rng([zlib.crc32(task.encode()), variation, seed])
+        t.setup(sim, variation, rng)
+        mujoco.mj_forward(sim.model, sim.data)
+        self._task, self._sim, self._variation, self._seed = t, sim, variation, seed
+        self._steps, self._done, self._success = 0, False, False
+        self._expert = t.expert(sim)
+        return self._observation(cameras=True)
+
+    def expert_keyposes(self) -> list[Keypose]:
+        """The scripted plan for the episode just reset (deterministic in task, variation, seed)."""
+        if self._task is None:
+            raise RuntimeError("call reset() before expert_keyposes()")
+        return [Keypose(k.position.copy(), k.quaternion.copy(), k.gripper_open, k.ignore_collisions)
+                for k in self._expert]
+
+    def step(self, keypose: Keypose) -> StepResult:
+        if self._task is None or self._sim is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            return StepResult(self._observation(True), self._success, True, {"error": "episode already over"})
+        info: dict = {}
+        try:
+            self._execute(keypose)
+            self._success = bool(self._task.success(self._sim))
+        except (PlanningError, ValueError) as e:
+            info["error"] = str(e)
+        except Exception as e:  # noqa: BLE001 - the protocol forbids exceptions escaping step()
+            info["error"] = f"internal error: {type(e).__name__}: {e}"
+        self._steps += 1
+        info["keyposes"] = self._steps
+        self._done = self._success or "error" in info or self._steps >= self.config.max_keyposes
+        if "error" in info:
+            self._success = False
+        return StepResult(self._observation(True), self._success, self._done, info)
+
+    def close(self) -> None:
+        for s in self._sims.values():
+            s.close()
+        self._sims.clear()
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, image_every: int = 10) -> None:
+        """Record one Observation per control tick from now on; the current state is frame 0 (with images)."""
+        if image_every < 1:
+            raise ValueError(f"image_every must be >= 1, got {image_every}")
+        if self._sim is None:
+            raise RuntimeError("call reset() before start_recording()")
+        self._image_every = image_every
+        self._tick = 0
+        self._recording = [self._observation(cameras=True)]
+
+    def stop_recording(self) -> list[Observation]:
+        frames, self._recording = self._recording or [], None
+        return frames
+
+    def _record(self, first: bool, last: bool) -> None:
+        if self._recording is None:
+            return
+        self._tick += 1
+        images = first or last or self._tick % self._image_every == 0
+        self._recording.append(self._observation(cameras=images))
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, keypose: Keypose) -> None:
+        c, sim = self.config, self._sim
+        pos, quat = keypose.position, keypose.quaternion
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
+            raise ValueError("keypose has non-finite position or quaternion")
+        norm = np.linalg.norm(quat)
+        if norm < 1e-6:
+            raise ValueError("keypose quaternion has zero norm")
+        qx, qy, qz, qw = quat / norm
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, np.array([qw, qx, qy, qz]))
+        # RVT/BridgeVLA clip predicted positions into the workspace before executing.
+        pos = np.clip(pos, c.workspace_lo, c.workspace_hi)
+        waypoints = plan(sim, pos, rot.reshape(3, 3), keypose.ignore_collisions, c.detour_heights,
+                         c.workspace_hi[2], c.ik_position_tolerance, c.ik_rotation_tolerance,
+                         c.retry_ignoring_collisions)
+        path = np.stack([sim.arm_q] + waypoints)
+        seg = np.max(np.abs(np.diff(path, axis=0)), axis=1)
+        length = float(seg.sum())
+        n = 1 if length < 1e-4 else max(c.min_ticks, int(np.ceil(length / c.max_joint_step)))
+        dt = c.tick_seconds if length < 1e-4 else min(c.tick_seconds, length / (n * _MIN_SPEED))
+        # Arc length along the piecewise-linear path (max-norm per segment) -> configuration at each tick.
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        s = np.linspace(0.0, length, n + 1)[1:]
+        qs = np.stack([np.interp(s, cum, path[:, j]) for j in range(7)], axis=1)
+        prev = path[0]
+        for k in range(n):  # a handful of ticks per keypose
+            last = k == n - 1
+            sim.advance(qs[k], (qs[k] - prev) / dt, dt)
+            prev = qs[k]
+            if last:
+                self._finish_move(keypose.gripper_open, qs[k])
+            self._task.on_tick(sim)
+            self._record(first=k == 0, last=last)
+
+    def _finish_move(self, gripper_open: bool, q: np.ndarray) -> None:
+        """The arm has arrived: stop it, actuate the gripper (MoveArmThenGripper), let the scene settle."""
+        sim = self._sim
+        zero = np.zeros(7)
+        changed = gripper_open != sim.gripper_open
+        if changed:
+            sim.open_gripper() if gripper_open else sim.close_gripper()
+        sim.advance(q, zero, self.config.settle_seconds if changed else _STEP_SETTLE)
+
+    # ------------------------------------------------------------------ observation
+    def _observation(self, cameras: bool) -> Observation:
+        sim, t = self._sim, self._task
+        p, r = sim.tcp_pose()
+        frames = sim.render(self.config.cameras) if cameras else {}
+        return Observation(
+            cameras=frames,
+            gripper_pose=np.concatenate([p, quat_xyzw_from_matrix(r)]),
+            gripper_open=1.0 if sim.gripper_open else 0.0,
+            joint_positions=sim.data.qpos[sim.arm_qadr].copy(),
+            joint_velocities=sim.data.qvel[sim.arm_dadr].copy(),
+            instructions=t.instructions(self._variation),
+            task=t.name,
+            variation=self._variation,
+            episode=self._seed,
+            misc={"finger_positions": sim.data.qpos[sim.finger_qadr].copy(), "keyposes_done": self._steps},
+        )

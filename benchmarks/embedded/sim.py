@@ -1,0 +1,286 @@
+"""One compiled MuJoCo scene: state, kinematic arm driving, grasps, collision queries and camera rendering.
+
+The arm is driven kinematically (joint positions and velocities written every physics step, large armature), so
+motion is exactly the planned joint path and contacts push objects rather than the arm. A grasp is RLBench's
+Discrete-gripper idea: on close, whatever body both fingers touch is attached — a free object rides rigidly with
+the tool centre point, an articulated part (drawer, tap) follows its one joint's projection of the hand motion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from benchmarks.embedded.robot import ARM_JOINTS, FINGER_JOINTS, FINGER_OPEN, HOME_QPOS
+from benchmarks.protocol import CameraFrame
+
+
+@dataclass
+class Grasp:
+    """What the closed gripper holds."""
+
+    body: int
+    kind: str  # "free" | "slide" | "hinge"
+    width: float  # per-finger opening while holding
+    rel_pos: np.ndarray | None = None  # free: object pose in the TCP frame
+    rel_rot: np.ndarray | None = None
+    joint: int = -1  # articulated: the joint that moves
+    q0: float = 0.0
+    tcp_pos0: np.ndarray | None = None
+    tcp_rot0: np.ndarray | None = None
+    axis: np.ndarray | None = None  # joint axis in world at grasp time
+
+
+def _quat_to_mat(q_wxyz: np.ndarray) -> np.ndarray:
+    m = np.zeros(9)
+    mujoco.mju_quat2Mat(m, q_wxyz)
+    return m.reshape(3, 3)
+
+
+def _mat_to_quat(m: np.ndarray) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(m, dtype=np.float64).reshape(9))
+    return q
+
+
+class Sim:
+    """A task scene compiled once; ``reset_state`` restores the initial robot state between episodes."""
+
+    def __init__(self, xml: str, image_size: int, timestep: float, collision_margin: float) -> None:
+        self.model = mujoco.MjModel.from_xml_string(xml)
+        self.model.opt.timestep = timestep
+        self.data = mujoco.MjData(self.model)
+        self.scratch = mujoco.MjData(self.model)  # planning queries never touch the simulated state
+        self.image_size = image_size
+        self.collision_margin = collision_margin
+        m = self.model
+        jid = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in ARM_JOINTS]
+        self.arm_joint_ids = np.array(jid)
+        self.arm_qadr = m.jnt_qposadr[jid]
+        self.arm_dadr = m.jnt_dofadr[jid]
+        fid = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n) for n in FINGER_JOINTS]
+        self.finger_qadr = m.jnt_qposadr[fid]
+        self.finger_dadr = m.jnt_dofadr[fid]
+        self.tcp_site = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SITE, "tcp")
+        self.finger_geoms = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, n)
+                                      for n in ("finger_left", "finger_right")])
+        link0 = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "panda_link0")
+        robot_bodies = np.zeros(m.nbody, bool)
+        for b in range(m.nbody):  # bodies are few (tens); this runs once per compiled scene
+            robot_bodies[b] = b == link0 or (b > 0 and m.body_rootid[b] == link0)
+        self.robot_body = robot_bodies
+        self.robot_geom = robot_bodies[m.geom_bodyid]
+        self.grasp: Grasp | None = None
+        self.gripper_open = True
+        self.finger_width = FINGER_OPEN
+        self._renderer: mujoco.Renderer | None = None
+        self._cam_ids = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_CAMERA, i): i for i in range(m.ncam)}
+
+    # ----------------------------------------------------------------- state
+    def reset_state(self) -> None:
+        mujoco.mj_resetData(self.model, self.data)
+        self.grasp = None
+        self.gripper_open = True
+        self.finger_width = FINGER_OPEN
+        self.data.qpos[self.arm_qadr] = HOME_QPOS
+        self.data.qpos[self.finger_qadr] = FINGER_OPEN
+        mujoco.mj_forward(self.model, self.data)
+
+    @property
+    def arm_q(self) -> np.ndarray:
+        return self.data.qpos[self.arm_qadr].copy()
+
+    def body_id(self, name: str) -> int:
+        i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
+        if i < 0:
+            raise ValueError(f"body {name!r} not in the scene")
+        return i
+
+    def joint_qadr(self, name: str) -> int:
+        i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)
+        if i < 0:
+            raise ValueError(f"joint {name!r} not in the scene")
+        return int(self.model.jnt_qposadr[i])
+
+    def tcp_pose(self, data: mujoco.MjData | None = None) -> tuple[np.ndarray, np.ndarray]:
+        d = self.data if data is None else data
+        return d.site_xpos[self.tcp_site].copy(), d.site_xmat[self.tcp_site].reshape(3, 3).copy()
+
+    def set_free_body(self, body: int, pos: np.ndarray, quat_wxyz: np.ndarray, data: mujoco.MjData | None = None):
+        """Place a body with a free joint (its first joint) at a world pose, at rest."""
+        d = self.data if data is None else data
+        j = self.model.body_jntadr[body]
+        a, v = self.model.jnt_qposadr[j], self.model.jnt_dofadr[j]
+        d.qpos[a:a + 3] = pos
+        d.qpos[a + 3:a + 7] = quat_wxyz
+        d.qvel[v:v + 6] = 0.0
+
+    # ----------------------------------------------------------------- driving
+    def pose_robot(self, q: np.ndarray, qdot: np.ndarray | None, data: mujoco.MjData) -> None:
+        """Write the arm, fingers and the held object's state into ``data`` (kinematics updated)."""
+        data.qpos[self.arm_qadr] = q
+        data.qvel[self.arm_dadr] = 0.0 if qdot is None else qdot
+        data.qpos[self.finger_qadr] = self.finger_width
+        data.qvel[self.finger_dadr] = 0.0
+        mujoco.mj_kinematics(self.model, data)
+        if self.grasp is not None:
+            self._carry(data)
+            mujoco.mj_kinematics(self.model, data)
+
+    def _carry(self, data: mujoco.MjData) -> None:
+        g = self.grasp
+        p, r = self.tcp_pose(data)
+        if g.kind == "free":
+            self.set_free_body(g.body, p + r @ g.rel_pos, _mat_to_quat(r @ g.rel_rot), data)
+            return
+        if g.kind == "slide":
+            q = g.q0 + float(np.dot(p - g.tcp_pos0, g.axis))
+        else:
+            # Twist of the hand's rotation since the grasp about the hinge axis (swing-twist decomposition).
+            rel = _mat_to_quat(r @ g.tcp_rot0.T)
+            twist = np.dot(rel[1:], g.axis)
+            q = g.q0 + 2.0 * np.arctan2(twist, rel[0])
+        lo, hi = self.model.jnt_range[g.joint]
+        a = self.model.jnt_qposadr[g.joint]
+        data.qpos[a] = np.clip(q, lo, hi)
+        data.qvel[self.model.jnt_dofadr[g.joint]] = 0.0
+
+    def advance(self, q: np.ndarray, qdot: np.ndarray, seconds: float, on_step=None) -> None:
+        """Run physics for ``seconds`` with the arm held on the straight line q - qdot*seconds -> q."""
+        n = max(1, int(round(seconds / self.model.opt.timestep)))
+        start = q - qdot * seconds
+        for i in range(1, n + 1):  # physics steps of one tick; the per-tick count is a handful
+            self.pose_robot(start + qdot * (seconds * i / n), qdot, self.data)
+            mujoco.mj_step(self.model, self.data)
+        # Leave the robot exactly on its path (mj_step integrated it one step further).
+        self.pose_robot(q, qdot, self.data)
+        mujoco.mj_forward(self.model, self.data)
+        if on_step is not None:
+            on_step()
+
+    # ----------------------------------------------------------------- gripper
+    def close_gripper(self) -> None:
+        """Close until the fingers touch something; attach the body both fingers touch (if any)."""
+        self.gripper_open = False
+        d = self.scratch
+        d.qpos[:] = self.data.qpos
+        widths = np.linspace(FINGER_OPEN, 0.0, 41)
+        first, width, body = None, 0.0, -1
+        bodies = self.model.geom_bodyid
+        for w in widths:  # at most 41 cheap contact queries, once per gripper close
+            d.qpos[self.finger_qadr] = w
+            mujoco.mj_kinematics(self.model, d)
+            mujoco.mj_collision(self.model, d)
+            g1, g2 = d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]
+            touched = []
+            for fg in self.finger_geoms:
+                other = np.concatenate([g2[g1 == fg], g1[g2 == fg]])
+                other = other[(bodies[other] != 0) & ~self.robot_geom[other]]
+                touched.append(set(bodies[other].tolist()))
+            if first is None and (touched[0] or touched[1]):
+                first = w
+            common = sorted(touched[0] & touched[1])
+            if common:
+                # Both fingers on one body: a parallel gripper centres the object, so a finger that touched
+                # first (the TCP was a few mm off-centre) has simply pushed on it; hold at this width.
+                width, body = min(FINGER_OPEN, w + 0.001), common[0]
+                break
+            if first is not None and first - w > 0.012:
+                width = first  # one finger is blocked by something the other never reaches: no grasp
+                break
+        self.finger_width = width
+        self.grasp = self._make_grasp(body, width) if body >= 0 else None
+
+    def _make_grasp(self, body: int, width: float) -> Grasp | None:
+        m, d = self.model, self.data
+        p, r = self.tcp_pose()
+        jnt = m.body_jntadr[body]
+        # Articulated parts: the grasped body may be a child (handle) of the moving body; walk up to the joint.
+        b = body
+        while m.body_jntnum[b] == 0 and b != 0:
+            b = m.body_parentid[b]
+        if b == 0:
+            return None  # a fixed part of the scene: the fingers just stop on it
+        jnt = m.body_jntadr[b]
+        kind = {mujoco.mjtJoint.mjJNT_FREE: "free", mujoco.mjtJoint.mjJNT_SLIDE: "slide",
+                mujoco.mjtJoint.mjJNT_HINGE: "hinge"}.get(int(m.jnt_type[jnt]))
+        if kind is None:
+            return None
+        if kind == "free":
+            pos, rot = d.xpos[b], d.xmat[b].reshape(3, 3)
+            return Grasp(b, "free", width, rel_pos=r.T @ (pos - p), rel_rot=r.T @ rot)
+        if m.body_jntnum[b] != 1 or b in self._fixed_articulations:
+            return None
+        return Grasp(b, kind, width, joint=int(jnt), q0=float(d.qpos[m.jnt_qposadr[jnt]]), tcp_pos0=p,
+                     tcp_rot0=r, axis=d.xaxis[jnt].copy())
+
+    _fixed_articulations: frozenset[int] = frozenset()  # tasks may forbid grasping e.g. a button
+
+    def open_gripper(self) -> None:
+        self.gripper_open = True
+        self.grasp = None
+        self.finger_width = FINGER_OPEN
+
+    # ----------------------------------------------------------------- collision
+    def in_collision(self, q: np.ndarray) -> bool:
+        """Does the robot (or the free object it holds) penetrate anything at arm configuration ``q``?"""
+        d = self.scratch
+        d.qpos[:] = self.data.qpos
+        self.pose_robot(q, None, d)
+        mujoco.mj_collision(self.model, d)
+        n = d.ncon
+        if n == 0:
+            return False
+        g1, g2 = d.contact.geom1[:n], d.contact.geom2[:n]
+        moving = self.robot_geom.copy()
+        held = -1
+        if self.grasp is not None and self.grasp.kind == "free":
+            held = self.grasp.body
+            moving |= self.model.geom_bodyid == held
+        m1, m2 = moving[g1], moving[g2]
+        b1, b2 = self.model.geom_bodyid[g1], self.model.geom_bodyid[g2]
+        cross = m1 != m2
+        if self.grasp is not None:
+            # Contacts with what is held are expected, whether it rides along or is an articulated part.
+            part = self.grasp.body
+            cross &= ~((b1 == part) | (b2 == part) | (b1 == held) & m2 | (b2 == held) & m1)
+            if self.grasp.kind != "free":
+                # An articulated part's own geometry (and its parent's) slides against its cabinet by design.
+                par = self.model.body_parentid[part]
+                cross &= ~(np.isin(b1, [part, par]) | np.isin(b2, [part, par]))
+        deep = d.contact.dist[:n] < -self.collision_margin
+        return bool(np.any(cross & deep))
+
+    # ----------------------------------------------------------------- cameras
+    def render(self, names: tuple[str, ...]) -> dict[str, CameraFrame]:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        r, s = self._renderer, self.image_size
+        frames = {}
+        for name in names:
+            cam = self._cam_ids[name]
+            r.disable_depth_rendering()
+            r.update_scene(self.data, camera=cam)
+            rgb = r.render().copy()
+            r.enable_depth_rendering()
+            r.update_scene(self.data, camera=cam)
+            depth = r.render().astype(np.float32)
+            # Beyond the far plane there is no surface: "no return", as the protocol defines it.
+            depth[depth >= self.model.vis.map.zfar * self.model.stat.extent * 0.999] = 0.0
+            f = 0.5 * s / np.tan(np.deg2rad(self.model.cam_fovy[cam]) / 2)
+            c = (s - 1) / 2.0  # pixel centres sit at integer coordinates (docs/geometry.md)
+            intr = np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
+            extr = np.eye(4)
+            # MuJoCo cameras look down -z with y up; our camera frame is x right, y down, z forward.
+            extr[:3, :3] = self.data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+            extr[:3, 3] = self.data.cam_xpos[cam]
+            frames[name] = CameraFrame(rgb, depth, intr, extr)
+        r.disable_depth_rendering()
+        return frames
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,136 @@
+"""What every embedded task provides, and the small helpers their scenes and experts share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import mujoco
+import numpy as np
+
+from benchmarks.embedded.palette import rgba
+from benchmarks.embedded.scene import TABLE_TOP
+from benchmarks.embedded.sim import Sim
+from benchmarks.protocol import Keypose
+
+
+class Task(ABC):
+    """A tabletop task: its objects (MJCF), variations, instructions, initial-state sampler, expert and success."""
+
+    name: ClassVar[str]
+    mirrors: ClassVar[str]  # the RLBench / GemBench task it is modelled on
+
+    @abstractmethod
+    def objects_xml(self) -> str:
+        """Bodies for <worldbody>: every object any variation needs (variations recolour and move them)."""
+
+    @abstractmethod
+    def num_variations(self) -> int: ...
+
+    @abstractmethod
+    def instructions(self, variation: int) -> list[str]:
+        """Several phrasings of the variation's goal, RLBench style; [0] is the canonical one."""
+
+    @abstractmethod
+    def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
+        """Place and colour the objects for a new episode (the robot is already at its ready pose)."""
+
+    @abstractmethod
+    def expert(self, sim: Sim) -> list[Keypose]:
+        """The scripted demonstration from the state ``setup`` produced."""
+
+    @abstractmethod
+    def success(self, sim: Sim) -> bool: ...
+
+    def on_tick(self, sim: Sim) -> None:
+        """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
+
+    def check_variation(self, variation: int) -> None:
+        if not 0 <= variation < self.num_variations():
+            raise ValueError(f"variation must be in [0, {self.num_variations()}) for {self.name}, got {variation}")
+
+
+# ------------------------------------------------------------------------- helpers
+def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot, dtype=np.float64).reshape(9))
+    if q[0] < 0:
+        q = -q
+    return np.array([q[1], q[2], q[3], q[0]])
+
+
+def gripper_rotation(approach: np.ndarray, fingers: np.ndarray) -> np.ndarray:
+    """TCP rotation whose z (approach) and y (finger axis) are the given world directions (made orthogonal)."""
+    z = np.asarray(approach, float) / np.linalg.norm(approach)
+    y = np.asarray(fingers, float) - np.dot(fingers, z) * z
+    y /= np.linalg.norm(y)
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+def top_down(yaw: float, fold: bool = True) -> np.ndarray:
+    """Quaternion (xyzw) of a gripper pointing down, fingers closing along world direction (cos yaw, sin yaw).
+
+    Yaw is folded into [-pi/2, pi/2): the parallel gripper is symmetric, and that half-turn is the one the arm
+    reaches from its ready pose without running into joint 7's limits."""
+    if fold:
+        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2
+    return quat_xyzw_from_matrix(gripper_rotation(np.array([0.0, 0.0, -1.0]),
+                                                  np.array([np.cos(yaw), np.sin(yaw), 0.0])))
+
+
+def kp(pos, quat, gripper_open: bool, ignore_collisions: bool = False) -> Keypose:
+    return Keypose(np.asarray(pos, float), np.asarray(quat, float), gripper_open, ignore_collisions)
+
+
+def sample_points(rng: np.random.Generator, n: int, lo: tuple[float, float], hi: tuple[float, float],
+                  min_dist: float, avoid: np.ndarray | None = None, tries: int = 200) -> np.ndarray:
+    """``n`` table positions (x, y) in the box, pairwise (and from ``avoid``) at least ``min_dist`` apart.
+
+    Rejection sampling of whole layouts: one vectorised distance check per try, deterministic in ``rng``."""
+    avoid = np.zeros((0, 2)) if avoid is None else np.asarray(avoid, float).reshape(-1, 2)
+    for _ in range(tries):
+        pts = rng.uniform(lo, hi, size=(n, 2))
+        allp = np.concatenate([pts, avoid])
+        dist = np.linalg.norm(allp[:, None] - allp[None], axis=-1)
+        dist[np.arange(len(allp)), np.arange(len(allp))] = np.inf
+        if dist[:n].min() >= min_dist:
+            return pts
+    raise RuntimeError(f"could not place {n} objects {min_dist} m apart in {lo}-{hi}")
+
+
+def set_colour(sim: Sim, body: str, colour: str) -> None:
+    """Recolour every geom of a body (the model is per environment, so this is per-episode state)."""
+    b = sim.body_id(body)
+    sim.model.geom_rgba[sim.model.geom_bodyid == b] = rgba(colour)
+
+
+def place_fixed(sim: Sim, body: str, xy: np.ndarray, z: float = TABLE_TOP, yaw: float = 0.0) -> None:
+    """Move a body without joints (a target pad, a peg, a cabinet)."""
+    b = sim.body_id(body)
+    sim.model.body_pos[b] = [xy[0], xy[1], z]
+    sim.model.body_quat[b] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+
+
+def place_free(sim: Sim, body: str, xy: np.ndarray, z: float, yaw: float = 0.0) -> None:
+    sim.set_free_body(sim.body_id(body), np.array([xy[0], xy[1], z]),
+                      np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]))
+
+
+def body_pos(sim: Sim, body: str) -> np.ndarray:
+    return sim.data.xpos[sim.body_id(body)].copy()
+
+
+def colour_phrase(colour: str) -> str:
+    return colour
+
+
+def block_xml(name: str, half: float, mass: float = 0.1) -> str:
+    return (f'<body name="{name}" pos="0 0 -1"><freejoint/>'
+            f'<geom type="box" size="{half} {half} {half}" mass="{mass}" rgba="1 1 1 1" friction="1 0.01 0.001"/>'
+            f"</body>")
+
+
+def pad_xml(name: str, half: float) -> str:
+    """A flat coloured square on the table that nothing collides with (a target area)."""
+    return (f'<body name="{name}" pos="0 0 -1"><geom type="box" size="{half} {half} 0.001" pos="0 0 0.001" '
+            f'contype="0" conaffinity="0" rgba="1 1 1 1"/></body>')

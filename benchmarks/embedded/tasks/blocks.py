@@ -1,0 +1,177 @@
+"""Block tasks: pick and lift, slide to a coloured target, stack blocks of a colour."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.embedded.palette import BLOCK_HALF, SEEN_COLOURS, TARGET_HALF, WOOD_RGB
+from benchmarks.embedded.scene import TABLE_TOP
+from benchmarks.embedded.sim import Sim
+from benchmarks.embedded.tasks.base import (
+    Task,
+    block_xml,
+    body_pos,
+    kp,
+    pad_xml,
+    place_fixed,
+    place_free,
+    sample_points,
+    set_colour,
+    top_down,
+)
+from benchmarks.protocol import Keypose
+
+_REGION_LO, _REGION_HI = (0.02, -0.25), (0.4, 0.25)
+_BLOCK_Z = TABLE_TOP + BLOCK_HALF
+
+
+def _block_yaw(sim: Sim, body: str) -> float:
+    """Yaw of a block folded into [-pi/4, pi/4): a cube looks the same every quarter turn."""
+    x_axis = sim.data.xmat[sim.body_id(body)].reshape(3, 3)[:, 0]
+    yaw = np.arctan2(x_axis[1], x_axis[0])
+    return (yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+
+
+def _grasp_keyposes(sim: Sim, body: str, lift: float = 0.12) -> list[Keypose]:
+    """Above the block (open), down to it and close."""
+    p = body_pos(sim, body)
+    q = top_down(_block_yaw(sim, body))
+    return [kp(p + [0, 0, lift], q, True), kp(p, q, False)]
+
+
+class LiftBlock(Task):
+    name = "lift_block"
+    mirrors = "GemBench pick_and_lift / RLBench pick_and_lift"
+    N_BLOCKS = 3
+
+    def objects_xml(self) -> str:
+        return "\n".join(block_xml(f"block{i}", BLOCK_HALF) for i in range(self.N_BLOCKS))
+
+    def num_variations(self) -> int:
+        return len(SEEN_COLOURS)
+
+    def instructions(self, variation: int) -> list[str]:
+        c = SEEN_COLOURS[variation]
+        return [f"pick up the {c} block and lift it up", f"grasp the {c} block and raise it",
+                f"lift the {c} cube off the table", f"pick the {c} block up"]
+
+    def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
+        others = [c for c in SEEN_COLOURS if c != SEEN_COLOURS[variation]]
+        colours = [SEEN_COLOURS[variation], *rng.choice(others, self.N_BLOCKS - 1, replace=False)]
+        xy = sample_points(rng, self.N_BLOCKS, _REGION_LO, _REGION_HI, 0.12)
+        yaw = rng.uniform(-np.pi / 4, np.pi / 4, self.N_BLOCKS)
+        for i in range(self.N_BLOCKS):
+            set_colour(sim, f"block{i}", str(colours[i]))
+            place_free(sim, f"block{i}", xy[i], _BLOCK_Z, yaw[i])
+
+    def expert(self, sim: Sim) -> list[Keypose]:
+        grasp = _grasp_keyposes(sim, "block0")
+        return grasp + [kp(grasp[1].position + [0, 0, 0.2], grasp[1].quaternion, False)]
+
+    def success(self, sim: Sim) -> bool:
+        held = sim.grasp is not None and sim.grasp.body == sim.body_id("block0")
+        return held and body_pos(sim, "block0")[2] > _BLOCK_Z + 0.12
+
+
+class SlideBlock(Task):
+    name = "slide_block"
+    mirrors = "RLBench slide_block_to_color_target"
+    N_TARGETS = 4
+    SPACING = 0.15  # block-to-target distance
+
+    def objects_xml(self) -> str:
+        pads = "\n".join(pad_xml(f"target{i}", TARGET_HALF / 1.5) for i in range(self.N_TARGETS))
+        r, g, b = WOOD_RGB
+        return pads + "\n" + block_xml("block", BLOCK_HALF, mass=0.05).replace('rgba="1 1 1 1"', f'rgba="{r} {g} {b} 1"')
+
+    def num_variations(self) -> int:
+        return self.N_TARGETS
+
+    def instructions(self, variation: int) -> list[str]:
+        c = SEEN_COLOURS[variation]
+        return [f"slide the block to the {c} target", f"push the block onto the {c} square",
+                f"slide the block until it is on top of the {c} plane", f"move the block to the {c} target area"]
+
+    def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
+        centre = rng.uniform((0.13, -0.08), (0.27, 0.08))
+        dirs = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+        # Target i has colour SEEN_COLOURS[i]; which side of the block it lies on is random.
+        order = rng.permutation(self.N_TARGETS)
+        for i in range(self.N_TARGETS):
+            set_colour(sim, f"target{i}", SEEN_COLOURS[i])
+            place_fixed(sim, f"target{i}", centre + self.SPACING * dirs[order[i]])
+        place_free(sim, "block", centre, _BLOCK_Z, 0.0)
+        self._target = f"target{variation}"
+
+    def expert(self, sim: Sim) -> list[Keypose]:
+        block = body_pos(sim, "block")[:2]
+        goal = sim.model.body_pos[sim.body_id(self._target)][:2].copy()
+        u = (goal - block) / np.linalg.norm(goal - block)
+        q = top_down(np.arctan2(u[1], u[0]) + np.pi / 2)  # fingers side by side across the push direction
+        start = block - 0.075 * u
+        end = goal - (BLOCK_HALF + 0.011) * u  # the finger face (1 cm ahead of the TCP) leaves the block on the goal
+        z = TABLE_TOP + 0.02
+        return [kp([*start, z + 0.1], q, False), kp([*start, z], q, False),
+                kp([*end, z], q, False, ignore_collisions=True)]
+
+    def success(self, sim: Sim) -> bool:
+        block = body_pos(sim, "block")[:2]
+        goal = sim.model.body_pos[sim.body_id(self._target)][:2]
+        return bool(np.max(np.abs(block - goal)) < TARGET_HALF / 1.5)
+
+
+class StackBlocks(Task):
+    name = "stack_blocks"
+    mirrors = "RLBench stack_blocks"
+    N_BLOCKS = 5
+    COLOURS = SEEN_COLOURS[:4]
+    COUNTS = (2, 3)
+
+    def objects_xml(self) -> str:
+        return pad_xml("base", 0.045) + "\n" + "\n".join(block_xml(f"block{i}", BLOCK_HALF)
+                                                       for i in range(self.N_BLOCKS))
+
+    def num_variations(self) -> int:
+        return len(self.COLOURS) * len(self.COUNTS)
+
+    def _spec(self, variation: int) -> tuple[str, int]:
+        return self.COLOURS[variation % len(self.COLOURS)], self.COUNTS[variation // len(self.COLOURS)]
+
+    def instructions(self, variation: int) -> list[str]:
+        c, n = self._spec(variation)
+        w = {2: "two", 3: "three"}[n]
+        return [f"stack {w} {c} blocks on the green square", f"place {w} of the {c} cubes on top of each other",
+                f"build a tower of {w} {c} blocks on the green target", f"pile {w} {c} blocks up"]
+
+    def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
+        colour, n = self._spec(variation)
+        # Block i < n is a target block; the rest are distractors of other colours (never the target colour).
+        others = [c for c in self.COLOURS if c != colour]
+        xy = sample_points(rng, self.N_BLOCKS + 1, _REGION_LO, _REGION_HI, 0.11)
+        set_colour(sim, "base", "green" if colour != "green" else "white")
+        place_fixed(sim, "base", xy[-1])
+        yaw = rng.uniform(-np.pi / 4, np.pi / 4, self.N_BLOCKS)
+        for i in range(self.N_BLOCKS):
+            set_colour(sim, f"block{i}", colour if i < n else str(rng.choice(others)))
+            place_free(sim, f"block{i}", xy[i], _BLOCK_Z, yaw[i])
+        self._n = n
+
+    def expert(self, sim: Sim) -> list[Keypose]:
+        base = sim.model.body_pos[sim.body_id("base")].copy()
+        out: list[Keypose] = []
+        for i in range(self._n):
+            grasp = _grasp_keyposes(sim, f"block{i}")
+            # Drop the block 5 mm above the current top of the stack, square with the table axes.
+            place = base + [0, 0, BLOCK_HALF + 2 * BLOCK_HALF * i + 0.005]
+            q = top_down(0.0)
+            # Release, then retreat straight up so that the open fingers never brush the stack sideways.
+            out += grasp + [kp(place + [0, 0, 0.1], q, False), kp(place, q, True), kp(place + [0, 0, 0.1], q, True)]
+        return out
+
+    def success(self, sim: Sim) -> bool:
+        base = sim.model.body_pos[sim.body_id("base")]
+        pts = np.stack([body_pos(sim, f"block{i}") for i in range(self._n)])
+        on_base = np.max(np.abs(pts[:, :2] - base[:2]), axis=1) < 0.035
+        heights = np.sort(pts[:, 2] - TABLE_TOP)
+        levels = np.allclose(heights, BLOCK_HALF + 2 * BLOCK_HALF * np.arange(self._n), atol=0.01)
+        return bool(on_base.all() and levels and sim.gripper_open)

@@ -1,0 +1,86 @@
+"""Push buttons in a coloured order (mirrors RLBench push_buttons)."""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import numpy as np
+
+from benchmarks.embedded.palette import BUTTON_RADIUS, SEEN_COLOURS
+from benchmarks.embedded.sim import Sim
+from benchmarks.embedded.tasks.base import Task, kp, place_fixed, sample_points, set_colour, top_down
+from benchmarks.protocol import Keypose
+
+_COLOURS = SEEN_COLOURS[:4]
+# Every ordered sequence of 1-3 distinct colours out of four: 4 + 12 + 24 = 40 variations.
+_SEQUENCES = [s for n in (1, 2, 3) for s in permutations(_COLOURS, n)]
+_BASE_H = 0.012  # half-height of the fixed button housing
+_CAP_H = 0.008
+_TRAVEL = 0.012
+_PRESSED = -0.006  # cap displacement that counts as a press
+
+
+class PushButtons(Task):
+    name = "push_buttons"
+    mirrors = "RLBench push_buttons"
+    N = 3
+
+    def objects_xml(self) -> str:
+        parts = []
+        for i in range(self.N):
+            parts.append(
+                f'<body name="button{i}" pos="0 0 -1">'
+                f'<geom type="cylinder" size="{BUTTON_RADIUS + 0.01} {_BASE_H}" pos="0 0 {_BASE_H}" rgba="0.2 0.2 0.2 1"/>'
+                f'<body name="cap{i}" pos="0 0 {2 * _BASE_H + _CAP_H}">'
+                f'<joint name="press{i}" type="slide" axis="0 0 1" range="{-_TRAVEL} 0" stiffness="300" damping="3"/>'
+                f'<geom type="cylinder" size="{BUTTON_RADIUS} {_CAP_H}" mass="0.02" rgba="1 1 1 1"/>'
+                f"</body></body>"
+            )
+        return "\n".join(parts)
+
+    def num_variations(self) -> int:
+        return len(_SEQUENCES)
+
+    def instructions(self, variation: int) -> list[str]:
+        seq = _SEQUENCES[variation]
+        names = [f"the {c} button" for c in seq]
+        chain = ", then ".join(names)
+        return [f"push {chain}", f"press {chain}", f"push down {' and then '.join(names)}",
+                f"press the buttons in this order: {', '.join(seq)}"]
+
+    def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
+        seq = list(_SEQUENCES[variation])
+        spare = [c for c in _COLOURS if c not in seq]
+        colours = seq + list(rng.choice(spare, self.N - len(seq), replace=False)) if len(seq) < self.N else seq
+        order = rng.permutation(self.N)  # which button (position) gets which colour
+        xy = sample_points(rng, self.N, (0.05, -0.25), (0.4, 0.25), 0.13)
+        self._colour_of = {}
+        for i in range(self.N):
+            c = str(colours[order[i]])
+            self._colour_of[i] = c
+            place_fixed(sim, f"button{i}", xy[i])
+            set_colour(sim, f"cap{i}", c)  # only the cap: the housing stays dark like RLBench's
+        self._sequence = seq
+        self._pressed: list[str] = []
+        self._qadr = [sim.joint_qadr(f"press{i}") for i in range(self.N)]
+        sim._fixed_articulations = frozenset(sim.body_id(f"cap{i}") for i in range(self.N))
+
+    def expert(self, sim: Sim) -> list[Keypose]:
+        q = top_down(0.0)
+        out = []
+        for c in self._sequence:
+            i = next(k for k, v in self._colour_of.items() if v == c)
+            top = sim.data.xpos[sim.body_id(f"cap{i}")] + [0, 0, _CAP_H]
+            # Closed fingertips end 3 mm below the TCP: this pushes the cap ~10 mm down.
+            out += [kp(top + [0, 0, 0.08], q, False), kp(top - [0, 0, 0.007], q, False, ignore_collisions=True)]
+        return out
+
+    def on_tick(self, sim: Sim) -> None:
+        for i, a in enumerate(self._qadr):
+            c = self._colour_of[i]
+            if sim.data.qpos[a] < _PRESSED and c not in self._pressed:
+                self._pressed.append(c)
+
+    def success(self, sim: Sim) -> bool:
+        return self._pressed == self._sequence
+

@@ -1,0 +1,289 @@
+"""Expert demo generation: ``python -m benchmarks.generate --tasks … --episodes N --out DIR [--workers K]``.
+
+Episode ``i`` of a task (``i`` from ``seed_offset`` to ``seed_offset + episodes - 1``) is reset with seed ``i`` and
+variation ``i mod (number of variations)``, its scripted expert plan is executed while the env records every control
+tick, and a successful episode is written atomically to ``DIR/<task>/episode_<i>`` (docs/dataset.md). Finished
+episodes are skipped, so an interrupted run resumes where it stopped. Worker processes are spawned (one simulator
+each; MuJoCo/EGL state must not be forked). Prints each task's expert success rate, writes ``DIR/summary.json``, and
+exits with status 1 if any expert episode failed its success check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import typing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.dataset import Episode, episode_dir, is_complete, save_episode
+from bridgevla.configuration import from_dict, load_config
+
+
+@dataclass
+class GenerateConfig:
+    tasks: list[str] = field(default_factory=list)  # empty: every task the environment has
+    episodes: int = 10  # per task
+    out: str = "data/demos"
+    workers: int = 1  # 1: in this process; K > 1: K spawned worker processes
+    seed_offset: int = 0
+    image_every: int = 10  # camera images every N ticks (plus each keypose's first and last tick)
+    env: str = "benchmarks.embedded:EmbeddedEnv"  # module:Class of the environment
+    env_config: dict[str, Any] = field(default_factory=dict)  # fields of the env's config dataclass
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0:
+            raise ValueError(f"episodes must be >= 0, got {self.episodes}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.image_every < 1:
+            raise ValueError(f"image_every must be >= 1, got {self.image_every}")
+        if ":" not in self.env:
+            raise ValueError(f"env must be 'module:Class', got {self.env!r}")
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    index: int
+    success: bool
+    skipped: bool = False
+    error: str = ""
+    frames: int = 0
+    keyframes_match: bool = True  # the PerAct heuristic found one keyframe per expert keypose
+    keyframes_without_images: int = 0
+    seconds: float = 0.0
+
+
+def make_env(spec: str, env_config: dict[str, Any] | None = None) -> Any:
+    """Instantiate ``module:Class``; ``env_config`` fills the dataclass its ``config`` argument is annotated with."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"env {spec!r} cannot be imported: {e}") from e
+    if not env_config:
+        return cls()
+    hint = typing.get_type_hints(cls.__init__).get("config")
+    candidates = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
+    if not candidates:
+        raise ValueError(f"env_config given but {spec} has no dataclass-typed 'config' argument")
+    return cls(from_dict(candidates[0], env_config, prefix="env_config."))
+
+
+def record_episode(env: Any, task: str, index: int, image_every: int) -> tuple[Episode, EpisodeResult]:
+    """Reset, run the expert plan while recording, and package the recording as an :class:`Episode`."""
+    start = time.perf_counter()
+    variation = index % env.variations(task)
+    env.reset(task, variation, index)
+    plan = env.expert_keyposes()
+    env.start_recording(image_every=image_every)
+    success, error, executed = False, "", 0
+    try:
+        for keypose in plan:
+            _, success, done, info = env.step(keypose)
+            executed += 1
+            if done:  # the env ends an episode on success, so a plan's trailing keyposes may never run
+                error = str(info.get("error", ""))
+                break
+    finally:
+        frames = env.stop_recording()
+    plan = plan[:executed]
+    if not success and not error:
+        error = "the expert plan ended without success"
+    episode = Episode.from_observations(
+        frames,
+        task=task,
+        variation=variation,
+        seed=index,
+        index=index,
+        keyposes=plan,
+        success=success,
+        instructions=env.instructions(task, variation),
+        extra_lowdim=_per_tick_streams(frames, plan),
+        extra={"generator": "benchmarks.generate", "image_every": image_every},
+    )
+    result = EpisodeResult(
+        task=task,
+        index=index,
+        success=success,
+        error=error,
+        frames=len(episode),
+        keyframes_match=len(episode.keyframes) == len(plan),
+        keyframes_without_images=sum(not episode.has_images(k) for k in episode.keyframes),
+        seconds=time.perf_counter() - start,
+    )
+    return episode, result
+
+
+def _per_tick_streams(frames: list[Any], plan: list[Any]) -> dict[str, np.ndarray]:
+    """``keypose_index`` (which expert keypose each tick moves towards) and its ``ignore_collisions`` flag, when the
+    env reports progress as ``misc["keyposes_done"]`` (EmbeddedEnv does). They label every tick as RLBench does,
+    so that targets stay right even where the keyframe heuristic and the expert plan disagree."""
+    done = [f.misc.get("keyposes_done") for f in frames]
+    if not plan or any(d is None for d in done):
+        return {}
+    index = np.minimum(np.asarray(done, dtype=np.int64), len(plan) - 1)
+    flags = np.array([k.ignore_collisions for k in plan], dtype=np.float64)
+    return {"keypose_index": index, "ignore_collisions": flags[index]}
+
+
+# One environment per worker process, built once by the pool initializer.
+_WORKER_ENV: Any = None
+
+
+def _init_worker(spec: str, env_config: dict[str, Any]) -> None:
+    global _WORKER_ENV
+    _WORKER_ENV = make_env(spec, env_config)
+
+
+def _run_job(out: str, task: str, index: int, image_every: int) -> EpisodeResult:
+    try:
+        episode, result = record_episode(_WORKER_ENV, task, index, image_every)
+    except Exception as e:  # noqa: BLE001 - one broken episode is reported, it must not kill the whole run
+        return EpisodeResult(task, index, False, error=f"{type(e).__name__}: {e}")
+    if result.success:  # failed expert episodes never enter the dataset; they are reported instead
+        save_episode(episode, episode_dir(out, task, index), overwrite=True)
+    return result
+
+
+def _remove_stale_temp_folders(out: Path, tasks: list[str]) -> None:
+    """Temp folders of dead writers (``.tmp-<name>-<pid>``) are leftovers of a crash."""
+    for task in tasks:
+        for tmp in (out / task).glob(".tmp-*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            alive = pid.isdigit() and _pid_alive(int(pid))
+            if not alive:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def generate(cfg: GenerateConfig) -> dict[str, dict[str, Any]]:
+    """Run the whole job; returns the per-task summary (also written to ``<out>/summary.json``)."""
+    probe = make_env(cfg.env, cfg.env_config)
+    available = list(probe.tasks())
+    tasks = list(cfg.tasks) or available
+    unknown = [t for t in tasks if t not in available]
+    if unknown:
+        raise ValueError(f"tasks {unknown} unknown; available: {available}")
+    out = Path(cfg.out)
+    _remove_stale_temp_folders(out, tasks)
+    jobs = [(t, i) for t in tasks for i in range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)]
+    results = [EpisodeResult(t, i, True, skipped=True) for t, i in jobs if is_complete(episode_dir(out, t, i))]
+    todo = [(t, i) for t, i in jobs if not is_complete(episode_dir(out, t, i))]
+    if results:
+        print(f"resuming: {len(results)} finished episodes skipped, {len(todo)} to generate")
+    bar = tqdm(total=len(todo), desc="demos", unit="episode", dynamic_ncols=True)
+    failed = 0
+
+    def collect(r: EpisodeResult) -> None:
+        nonlocal failed
+        results.append(r)
+        failed += not r.success
+        bar.set_postfix(failed=failed)
+        bar.update()
+        if not r.success:
+            tqdm.write(f"FAILED {r.task} episode {r.index}: {r.error}")
+
+    if cfg.workers == 1 or len(todo) <= 1:
+        global _WORKER_ENV
+        _WORKER_ENV = probe
+        for t, i in todo:
+            collect(_run_job(str(out), t, i, cfg.image_every))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(cfg.env, cfg.env_config)) as pool:
+            futures = [pool.submit(_run_job, str(out), t, i, cfg.image_every) for t, i in todo]
+            for fut in as_completed(futures):
+                collect(fut.result())
+    bar.close()
+    close = getattr(probe, "close", None)
+    if close is not None:
+        close()
+    return _summarise(out, tasks, results)
+
+
+def _summarise(out: Path, tasks: list[str], results: list[EpisodeResult]) -> dict[str, dict[str, Any]]:
+    summary: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        rs = [r for r in results if r.task == t]
+        new = [r for r in rs if not r.skipped]
+        summary[t] = {
+            "episodes": len(rs),
+            "successes": sum(r.success for r in rs),
+            "success_rate": sum(r.success for r in rs) / len(rs) if rs else float("nan"),
+            "failed_indices": sorted(r.index for r in rs if not r.success),
+            "generated": len(new),
+            "keyframes_match": sum(r.keyframes_match for r in new),
+            "keyframes_without_images": sum(r.keyframes_without_images for r in new),
+            "seconds_per_episode": sum(r.seconds for r in new) / len(new) if new else None,
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def print_summary(summary: dict[str, dict[str, Any]]) -> None:
+    print(f"{'task':<32} {'episodes':>8} {'expert success':>15} {'kf=expert':>10}")
+    for t, s in summary.items():
+        match = f"{s['keyframes_match']}/{s['generated']}"
+        print(f"{t:<32} {s['episodes']:>8} {100 * s['success_rate']:>14.1f}% {match:>10}")
+        if s["failed_indices"]:
+            print(f"  failed episodes: {s['failed_indices']}")
+
+
+def parse_args(argv: list[str] | None = None) -> GenerateConfig:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", type=Path, default=None, help="YAML file with GenerateConfig fields")
+    p.add_argument("--tasks", nargs="+", default=None, help="task names (default: all)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per task")
+    p.add_argument("--out", default=None, help="output dataset folder")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (spawned)")
+    p.add_argument("--seed-offset", type=int, default=None, help="first episode index / seed")
+    p.add_argument("--image-every", type=int, default=None, help="camera images every N ticks")
+    p.add_argument("--env", default=None, help="environment as module:Class")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. env_config.image_size=64")
+    a = p.parse_args(argv)
+    flags = {"tasks": a.tasks, "episodes": a.episodes, "out": a.out, "workers": a.workers,
+             "seed_offset": a.seed_offset, "image_every": a.image_every, "env": a.env}
+    overrides = list(a.overrides)
+    overrides += [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in flags.items() if v is not None]
+    return load_config(GenerateConfig, a.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Generation is headless: without this MuJoCo would try a windowed GL context. Set before the env is imported.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    cfg = parse_args(argv)
+    summary = generate(cfg)
+    print_summary(summary)
+    failed = sum(len(s["failed_indices"]) for s in summary.values())
+    if failed:
+        print(f"{failed} expert episode(s) failed their success check", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Demo generation speed (episodes/s) on the embedded MuJoCo benchmark, written to a temporary folder.
+
+    python -m benchmarks.speed.generate [--tasks ...] [--episodes 4] [--workers 1 2] [--image-size 128]
+
+Wall-clock time of the whole job (env start-up, simulation, rendering, PNG encoding, writing) divided into the
+number of episodes. The target on the 2-core development machine is >= 1 episode/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from benchmarks.generate import GenerateConfig, generate, make_env
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=None, help="default: every task")
+    p.add_argument("--episodes", type=int, default=4, help="episodes per task")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--env", default="benchmarks.embedded:EmbeddedEnv")
+    a = p.parse_args(argv)
+    tasks = a.tasks or make_env(a.env).tasks()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"{len(tasks)} tasks x {a.episodes} episodes, {a.image_size} px, MUJOCO_GL={os.environ['MUJOCO_GL']}")
+    print(f"{'workers':>7} {'episodes':>8} {'wall s':>8} {'episodes/s':>10} {'sim s/ep':>9} {'MB/ep':>6}")
+    for workers in a.workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = GenerateConfig(tasks=tasks, episodes=a.episodes, out=tmp, workers=workers, env=a.env,
+                                 env_config={"image_size": a.image_size})
+            start = time.perf_counter()
+            summary = generate(cfg)
+            wall = time.perf_counter() - start
+            n = sum(s["episodes"] for s in summary.values())
+            sim = sum(s["seconds_per_episode"] * s["generated"] for s in summary.values()) / n
+            print(f"{workers:>7} {n:>8} {wall:>8.1f} {n / wall:>10.2f} {sim:>9.2f} {folder_mb(Path(tmp)) / n:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
