@@ -235,6 +235,7 @@ def _summarise(out: Path, tasks: list[str], results: list[EpisodeResult]) -> dic
             "successes": sum(r.success for r in rs),
             "success_rate": sum(r.success for r in rs) / len(rs) if rs else float("nan"),
             "failed_indices": sorted(r.index for r in rs if not r.success),
+            "errors": {str(r.index): r.error for r in sorted(rs, key=lambda r: r.index) if not r.success},
             "generated": len(new),
             "keyframes_match": sum(r.keyframes_match for r in new),
             "keyframes_without_images": sum(r.keyframes_without_images for r in new),

@@ -73,7 +73,9 @@ def verify_checkpoint(root: str | Path) -> dict:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {root}: {MANIFEST} is not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(
+        manifest.get("files"), dict
+    ):
         raise CheckpointError(f"checkpoint {root}: {MANIFEST} is not a {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {root}: format_version {manifest.get('format_version')} is not supported "

@@ -298,7 +298,9 @@ class BridgeVLAPolicy(nn.Module):
         policy.load_weights(root, verify=False)
         return policy
 
-    def load_weights(self, directory: str | Path, prefixes: Sequence[str] | None = None, verify: bool = True) -> list[str]:
+    def load_weights(
+        self, directory: str | Path, prefixes: Sequence[str] | None = None, verify: bool = True
+    ) -> list[str]:
         """Copy weights from a saved policy into this one: all of them, or only keys starting with ``prefixes``
         (e.g. ``("backbone.", "heatmap_head.")`` after 2D heatmap pre-training). Returns the keys loaded."""
         root = Path(directory)

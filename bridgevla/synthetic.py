@@ -4,8 +4,9 @@ names). Used by the tests (overfitting, oracle decoding) and the speed benchmark
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from rendering import REFERENCE_BOUNDS, SceneBounds
+from rendering import REFERENCE_BOUNDS, SceneBounds, bins_to_quaternion
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 60, 220), "yellow": (230, 220, 30),
@@ -39,7 +40,8 @@ def tabletop_sample(
     # Cubes on a jittered 3x3 layout, so they never overlap.
     cells = rng.choice(9, size=num_cubes, replace=False)
     span = hi[:2] - lo[:2]
-    xy = lo[:2] + span * (0.2 + 0.3 * np.column_stack([cells // 3, cells % 3]) + rng.uniform(-0.05, 0.05, (num_cubes, 2)))
+    grid = np.column_stack([cells // 3, cells % 3])
+    xy = lo[:2] + span * (0.2 + 0.3 * grid + rng.uniform(-0.05, 0.05, (num_cubes, 2)))
     centers = np.column_stack([xy, np.full(num_cubes, table_z + cube_size / 2)])
     pts = [table] + [cube_surface(c, cube_size, cube_points, rng) for c in centers]
     cols = [np.full((table_points, 3), 128, np.uint8)] + [np.tile(np.array(COLORS[n], np.uint8), (cube_points, 1))
@@ -47,9 +49,6 @@ def tabletop_sample(
     k = int(rng.integers(num_cubes))
     bins = rng.integers(0, 72, 3)
     bins[1] = rng.integers(20, 52)  # keep |pitch| < 90° so the Euler bins are canonical
-    from rendering import bins_to_quaternion  # local: torch only needed here
-    import torch
-
     quat = bins_to_quaternion(torch.as_tensor(bins)[None]).numpy()[0]
     return {
         "points": np.concatenate(pts).astype(np.float32),

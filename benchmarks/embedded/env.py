@@ -40,7 +40,8 @@ class EmbeddedEnv:
 
     # ------------------------------------------------------------------ catalogue
     def tasks(self) -> list[str]:
-        return sorted(TASKS)
+        """Task names in catalogue order (the five simplest first)."""
+        return list(TASKS)
 
     task_names = tasks
 

@@ -33,6 +33,7 @@ TABLE_RGB = (0.72, 0.6, 0.45)
 FLOOR_RGB = (0.35, 0.35, 0.38)
 WOOD_RGB = (0.55, 0.38, 0.22)
 METAL_RGB = (0.7, 0.7, 0.72)
+PLATFORM_RGB = (0.93, 0.93, 0.88)  # the stacking platform
 
 # Object sizes (metres): half-extents of the primitives the tasks are built from.
 BLOCK_HALF = 0.025  # a 5 cm cube, graspable by the Panda's 8 cm opening

@@ -69,7 +69,7 @@ def panda_mjcf() -> str:
                 <body name="panda_hand" pos="0 0 0.107" quat="0.92387953 0 0 -0.38268343">
                   <geom type="box" size="0.025 0.095 0.025" pos="0 0 0.032" rgba="{_LINK_RGBA}" {_ROBOT_COLLIDE}/>
                   <site name="tcp" pos="0 0 {TCP_OFFSET}" size="0.004" rgba="1 0 0 0" group="4"/>
-                  <camera name="wrist" pos="0.055 0 0.03" xyaxes="0 1 0 0.954 0 0.298" fovy="60"/>
+                  <camera name="wrist" pos="-0.06 0 0.065" xyaxes="0 -1 0 -0.969 0 0.247" fovy="60"/>
                   <body name="panda_left_finger" pos="0 0 0.0584">
                     <joint name="{FINGER_JOINTS[0]}" type="slide" axis="0 1 0" range="0 {FINGER_OPEN}" armature="5"/>
                     <geom name="finger_left" type="box" size="0.01 0.006 0.022" pos="0 0.006 0.026"

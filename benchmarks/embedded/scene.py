@@ -45,7 +45,8 @@ def scene_mjcf(objects_xml: str, image_size: int, timestep: float, extra_assets:
     (x0, y0), (x1, y1) = TABLE_LO, TABLE_HI
     half = ((x1 - x0) / 2, (y1 - y0) / 2, TABLE_TOP / 2)
     centre = ((x1 + x0) / 2, (y1 + y0) / 2, TABLE_TOP / 2)
-    # offsamples=0 and no shadows: a 128 px frame then renders in well under a millisecond on Mesa's CPU driver.
+    # No multisampling, no shadows, coarse tessellation of round primitives: on Mesa's CPU driver each of these
+    # roughly halves the time of a 128 px frame, and none is visible at that size.
     return f"""
 <mujoco model="bridgevla_embedded">
   <compiler angle="radian" autolimits="true"/>
@@ -53,7 +54,7 @@ def scene_mjcf(objects_xml: str, image_size: int, timestep: float, extra_assets:
   <statistic extent="2" center="0.2 0 1"/>
   <visual>
     <global offwidth="{max(image_size, 64)}" offheight="{max(image_size, 64)}"/>
-    <quality offsamples="0" shadowsize="0"/>
+    <quality offsamples="0" shadowsize="0" numslices="12" numstacks="6"/>
     <map znear="0.005" zfar="5"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0 0 0"/>
   </visual>

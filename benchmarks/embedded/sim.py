@@ -73,6 +73,8 @@ class Sim:
         self.robot_body = robot_bodies
         self.robot_geom = robot_bodies[m.geom_bodyid]
         self.grasp: Grasp | None = None
+        # Bodies the gripper must never attach to (a task sets them, e.g. button caps that are only pushed).
+        self.no_grasp_bodies: frozenset[int] = frozenset()
         self.gripper_open = True
         self.finger_width = FINGER_OPEN
         self._renderer: mujoco.Renderer | None = None
@@ -196,7 +198,6 @@ class Sim:
     def _make_grasp(self, body: int, width: float) -> Grasp | None:
         m, d = self.model, self.data
         p, r = self.tcp_pose()
-        jnt = m.body_jntadr[body]
         # Articulated parts: the grasped body may be a child (handle) of the moving body; walk up to the joint.
         b = body
         while m.body_jntnum[b] == 0 and b != 0:
@@ -211,12 +212,10 @@ class Sim:
         if kind == "free":
             pos, rot = d.xpos[b], d.xmat[b].reshape(3, 3)
             return Grasp(b, "free", width, rel_pos=r.T @ (pos - p), rel_rot=r.T @ rot)
-        if m.body_jntnum[b] != 1 or b in self._fixed_articulations:
+        if m.body_jntnum[b] != 1 or b in self.no_grasp_bodies:
             return None
         return Grasp(b, kind, width, joint=int(jnt), q0=float(d.qpos[m.jnt_qposadr[jnt]]), tcp_pos0=p,
                      tcp_rot0=r, axis=d.xaxis[jnt].copy())
-
-    _fixed_articulations: frozenset[int] = frozenset()  # tasks may forbid grasping e.g. a button
 
     def open_gripper(self) -> None:
         self.gripper_open = True
@@ -279,6 +278,20 @@ class Sim:
             frames[name] = CameraFrame(rgb, depth, intr, extr)
         r.disable_depth_rendering()
         return frames
+
+    def segmentation(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Per camera, the geom id seen at each pixel (H, W) int32, -1 where no geom (RLBench's masks, by geom)."""
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        r = self._renderer
+        r.enable_segmentation_rendering()
+        out = {}
+        for name in names:
+            r.update_scene(self.data, camera=self._cam_ids[name])
+            seg = r.render()
+            out[name] = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], -1).astype(np.int32)
+        r.disable_segmentation_rendering()
+        return out
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -66,6 +66,9 @@ def test_failing_expert_exits_nonzero_and_writes_nothing(tmp_path, capsys):
     summary = json.loads((tmp_path / "demos" / "summary.json").read_text())
     assert summary["always_fail_fake"]["success_rate"] == 0.0
     assert summary["always_fail_fake"]["failed_indices"] == [0, 1]
+    assert summary["always_fail_fake"]["errors"] == {"0": "the expert plan ended without success"} | {
+        "1": "the expert plan ended without success"
+    }
     assert summary["reach_fake"]["success_rate"] == 1.0
     assert [p.parent.name for p in list_episodes(tmp_path / "demos")] == ["reach_fake", "reach_fake"]
 

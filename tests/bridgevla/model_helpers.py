@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks.protocol import CameraFrame, Observation
@@ -35,3 +36,13 @@ def overhead_observation(seed: int = 0, size: int = 32, instruction: str = "open
         joint_velocities=np.zeros(7),
         instructions=[instruction, "another phrasing"],
     )
+
+
+@pytest.fixture
+def single_thread():
+    """Model tests run with one intra-op thread: the suite runs under xdist on 2 shared cores, where two OpenMP
+    threads per worker oversubscribe the CPU and made the overfit test ~10x slower (measured)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,8 +24,13 @@ from rendering import (
     world_to_cube,
     zoom,
 )
-from tests.bridgevla.model_helpers import overhead_observation, tiny_policy
+from tests.bridgevla.model_helpers import (
+    overhead_observation,
+    single_thread,  # noqa: F401 (a fixture)
+    tiny_policy,
+)
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 TERMS = {"loss", "trans_stage1", "trans_stage2", "rot_x", "rot_y", "rot_z", "gripper", "collision"}
 
 
@@ -199,3 +204,27 @@ def test_oracle_heatmaps_decode_to_the_true_keypose(xyz, euler):
 
 
 _ORACLE_POLICY = tiny_policy(seed=5)
+
+
+def test_bfloat16_weights_run_end_to_end():
+    """The dtype path the 3B size uses on a GPU (bf16 weights, fp32 geometry and losses), exercised on the CPU."""
+    policy = tiny_policy(seed=2, dtype="bfloat16")
+    assert policy.backbone.dtype == torch.bfloat16 and policy.action_head.gripper.weight.dtype == torch.bfloat16
+    batch = collate([tabletop_sample(np.random.default_rng(0), table_points=300, cube_points=30)])
+    out = policy.compute_loss(batch)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.values())
+    out["loss"].backward()
+    pred = policy.predict(batch)
+    assert pred.position.dtype == torch.float32 and torch.isfinite(pred.position).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    cpu = tiny_policy(seed=6)
+    gpu = tiny_policy(seed=6).to("cuda")
+    batch = collate([tabletop_sample(np.random.default_rng(0), table_points=500, cube_points=50) for _ in range(2)])
+    a, b = cpu.predict(batch), gpu.predict(batch)
+    torch.testing.assert_close(a.heatmaps[0], b.heatmaps[0].cpu(), atol=1e-4, rtol=1e-3)
+    assert (a.position - b.position.cpu()).norm(dim=-1).max() < 0.01
+    assert gpu.compute_loss(batch)["loss"].device.type == "cuda"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from bridgevla.batch import collate
 from bridgevla.synthetic import tabletop_sample
 from rendering import quaternion_to_bins
-from tests.bridgevla.model_helpers import tiny_policy
+from tests.bridgevla.model_helpers import (
+    single_thread,  # noqa: F401 (a fixture)
+    tiny_policy,
+)
 
+pytestmark = pytest.mark.usefixtures("single_thread")
 MAX_STEPS = 500  # measured: ~300 steps (~15 s on one core) reach the goal with this seed
 
 

@@ -44,6 +44,7 @@ class Task(ABC):
 
     def on_tick(self, sim: Sim) -> None:
         """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
+        return None  # noqa: B027 - deliberately optional
 
     def check_variation(self, variation: int) -> None:
         if not 0 <= variation < self.num_variations():
@@ -57,6 +58,12 @@ def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:
     if q[0] < 0:
         q = -q
     return np.array([q[1], q[2], q[3], q[0]])
+
+
+def matrix_from_quat_xyzw(q: np.ndarray) -> np.ndarray:
+    m = np.zeros(9)
+    mujoco.mju_quat2Mat(m, np.array([q[3], q[0], q[1], q[2]], dtype=np.float64))
+    return m.reshape(3, 3)
 
 
 def gripper_rotation(approach: np.ndarray, fingers: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.embedded.palette import BLOCK_HALF, SEEN_COLOURS, TARGET_HALF, WOOD_RGB
+from benchmarks.embedded.palette import BLOCK_HALF, PLATFORM_RGB, SEEN_COLOURS, TARGET_HALF, WOOD_RGB
 from benchmarks.embedded.scene import TABLE_TOP
 from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks.base import (
@@ -82,7 +82,8 @@ class SlideBlock(Task):
     def objects_xml(self) -> str:
         pads = "\n".join(pad_xml(f"target{i}", TARGET_HALF / 1.5) for i in range(self.N_TARGETS))
         r, g, b = WOOD_RGB
-        return pads + "\n" + block_xml("block", BLOCK_HALF, mass=0.05).replace('rgba="1 1 1 1"', f'rgba="{r} {g} {b} 1"')
+        block = block_xml("block", BLOCK_HALF, mass=0.05).replace('rgba="1 1 1 1"', f'rgba="{r} {g} {b} 1"')
+        return pads + "\n" + block
 
     def num_variations(self) -> int:
         return self.N_TARGETS
@@ -140,15 +141,15 @@ class StackBlocks(Task):
     def instructions(self, variation: int) -> list[str]:
         c, n = self._spec(variation)
         w = {2: "two", 3: "three"}[n]
-        return [f"stack {w} {c} blocks on the green square", f"place {w} of the {c} cubes on top of each other",
-                f"build a tower of {w} {c} blocks on the green target", f"pile {w} {c} blocks up"]
+        return [f"stack {w} {c} blocks on the platform", f"place {w} of the {c} cubes on top of each other",
+                f"build a tower of {w} {c} blocks on the white platform", f"pile {w} {c} blocks up on the platform"]
 
     def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
         colour, n = self._spec(variation)
         # Block i < n is a target block; the rest are distractors of other colours (never the target colour).
         others = [c for c in self.COLOURS if c != colour]
         xy = sample_points(rng, self.N_BLOCKS + 1, _REGION_LO, _REGION_HI, 0.11)
-        set_colour(sim, "base", "green" if colour != "green" else "white")
+        sim.model.geom_rgba[sim.model.geom_bodyid == sim.body_id("base")] = [*PLATFORM_RGB, 1.0]
         place_fixed(sim, "base", xy[-1])
         yaw = rng.uniform(-np.pi / 4, np.pi / 4, self.N_BLOCKS)
         for i in range(self.N_BLOCKS):

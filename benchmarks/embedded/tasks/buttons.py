@@ -30,7 +30,8 @@ class PushButtons(Task):
         for i in range(self.N):
             parts.append(
                 f'<body name="button{i}" pos="0 0 -1">'
-                f'<geom type="cylinder" size="{BUTTON_RADIUS + 0.01} {_BASE_H}" pos="0 0 {_BASE_H}" rgba="0.2 0.2 0.2 1"/>'
+                f'<geom type="cylinder" size="{BUTTON_RADIUS + 0.01} {_BASE_H}" pos="0 0 {_BASE_H}" '
+                'rgba="0.2 0.2 0.2 1"/>'
                 f'<body name="cap{i}" pos="0 0 {2 * _BASE_H + _CAP_H}">'
                 f'<joint name="press{i}" type="slide" axis="0 0 1" range="{-_TRAVEL} 0" stiffness="300" damping="3"/>'
                 f'<geom type="cylinder" size="{BUTTON_RADIUS} {_CAP_H}" mass="0.02" rgba="1 1 1 1"/>'
@@ -63,7 +64,7 @@ class PushButtons(Task):
         self._sequence = seq
         self._pressed: list[str] = []
         self._qadr = [sim.joint_qadr(f"press{i}") for i in range(self.N)]
-        sim._fixed_articulations = frozenset(sim.body_id(f"cap{i}") for i in range(self.N))
+        sim.no_grasp_bodies = frozenset(sim.body_id(f"cap{i}") for i in range(self.N))
 
     def expert(self, sim: Sim) -> list[Keypose]:
         q = top_down(0.0)

@@ -149,9 +149,11 @@ class PutInDrawer(Task):
     def expert(self, sim: Sim) -> list[Keypose]:
         out = open_drawer_keyposes(sim, self._drawer)
         axis = sim.data.xmat[sim.body_id("cabinet")].reshape(3, 3)[:, 0]
+        # Pull, then let go in the same keypose (MoveArmThenGripper): a gripper-only keypose would merge with the
+        # stop before it under the PerAct keyframe heuristic.
         pulled = out[-1]
-        out += [kp(pulled.position, pulled.quaternion, True, True),  # let go of the handle
-                kp(pulled.position - 0.08 * axis + [0, 0, 0.05], pulled.quaternion, True)]  # back off
+        out[-1] = kp(pulled.position, pulled.quaternion, True, True)
+        out.append(kp(pulled.position - 0.08 * axis + [0, 0, 0.05], pulled.quaternion, True))  # back off
         item = body_pos(sim, "item")
         x_axis = sim.data.xmat[sim.body_id("item")].reshape(3, 3)[:, 0]
         q_item = top_down(np.arctan2(x_axis[1], x_axis[0]))

@@ -12,6 +12,7 @@ from benchmarks.embedded.tasks.base import (
     block_xml,
     body_pos,
     kp,
+    matrix_from_quat_xyzw,
     pad_xml,
     place_fixed,
     place_free,
@@ -25,14 +26,6 @@ _GRIP = 0.1  # grasp point: this far from the stick's centre along its axis
 _REACH = 0.16  # TCP -> the stick point that pushes the cube (the far part of the stick)
 _N_TARGETS = 4
 _PAD = TARGET_HALF / 1.5
-
-
-def _tcp_rot(q_xyzw: np.ndarray) -> np.ndarray:
-    import mujoco
-
-    m = np.zeros(9)
-    mujoco.mju_quat2Mat(m, np.array([q_xyzw[3], *q_xyzw[:3]]))
-    return m.reshape(3, 3)
 
 
 class DragStick(Task):
@@ -73,7 +66,8 @@ class DragStick(Task):
         stick = body_pos(sim, "stick")
         axis = sim.data.xmat[sim.body_id("stick")].reshape(3, 3)[:, 0]
         q_grasp = top_down(np.arctan2(axis[1], axis[0]) + np.pi / 2)  # fingers across the stick
-        hand_x = _tcp_rot(q_grasp)[:, 0]  # +-axis: we hold the stick at the end lying on the hand's +x side
+        # We hold the stick at the end lying on the hand's +x side.
+        hand_x = matrix_from_quat_xyzw(q_grasp)[:, 0]
         grasp = stick + _GRIP * np.sign(np.dot(hand_x, axis)) * axis
         cube = body_pos(sim, "cube")
         goal = sim.model.body_pos[sim.body_id(self._target)].copy()
@@ -81,10 +75,10 @@ class DragStick(Task):
         # Fingers along the drag so the stick lies across it; of the two such grips, the one holding the stick's
         # free part on the far side keeps the hand nearer the robot.
         q_drag = top_down(np.arctan2(u[1], u[0]), fold=False)
-        if _tcp_rot(q_drag)[0, 0] > 0:
+        if matrix_from_quat_xyzw(q_drag)[0, 0] > 0:
             q_drag = top_down(np.arctan2(u[1], u[0]) + np.pi, fold=False)
         # The stick runs from the grasp towards -hand_x (the stick's centre is _GRIP behind the TCP along it).
-        back = -_tcp_rot(q_drag)[:, 0]
+        back = -matrix_from_quat_xyzw(q_drag)[:, 0]
         z = TABLE_TOP + _STICK_W + 0.004
         start = np.array([*(cube[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W + 0.03)), z]) - _REACH * back
         end = np.array([*(goal[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W)), z]) - _REACH * back

@@ -7,7 +7,15 @@ import numpy as np
 from benchmarks.embedded.palette import METAL_RGB
 from benchmarks.embedded.scene import TABLE_TOP
 from benchmarks.embedded.sim import Sim
-from benchmarks.embedded.tasks.base import Task, body_pos, kp, place_fixed, quat_xyzw_from_matrix, top_down
+from benchmarks.embedded.tasks.base import (
+    Task,
+    body_pos,
+    kp,
+    matrix_from_quat_xyzw,
+    place_fixed,
+    quat_xyzw_from_matrix,
+    top_down,
+)
 from benchmarks.protocol import Keypose
 
 SIDES = ("left", "right")
@@ -61,9 +69,7 @@ class TurnTap(Task):
         lever = sim.data.xmat[sim.body_id(f"handle_{self._side}")].reshape(3, 3)[:, 0]
         q_grasp = top_down(np.arctan2(lever[1], lever[0]) + np.pi / 2)  # fingers across the lever bar
         # A quarter turn about the vertical, in whichever direction keeps the wrist inside its range.
-        r = np.zeros((3, 3))
-        x, y, z, w = q_grasp
-        r[:] = _quat_to_mat(np.array([w, x, y, z]))
+        r = matrix_from_quat_xyzw(q_grasp)
         yaw = np.arctan2(r[1, 1], r[0, 1])
         turn = -np.pi / 2 if yaw >= 0 else np.pi / 2
         c, s = np.cos(turn), np.sin(turn)
@@ -74,10 +80,3 @@ class TurnTap(Task):
     def success(self, sim: Sim) -> bool:
         return abs(float(sim.data.qpos[self._qadr])) > _TURNED
 
-
-def _quat_to_mat(q_wxyz: np.ndarray) -> np.ndarray:
-    import mujoco
-
-    m = np.zeros(9)
-    mujoco.mju_quat2Mat(m, q_wxyz)
-    return m.reshape(3, 3)

@@ -1,0 +1,86 @@
+"""Expert success of every embedded task over many seeds, as the markdown table in docs/tasks.md.
+
+    python -m benchmarks.embedded.expert_report --seeds 25 --out expert_report.json
+
+Episode ``i`` of a task uses seed ``i`` and variation ``i % variations`` (as ``benchmarks.generate`` does).
+Results are appended to the JSON-lines file as they finish, and a rerun skips what it already holds.
+Exits non-zero if any expert episode fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from benchmarks.embedded.env import EmbeddedEnv
+from benchmarks.embedded.tasks import TASKS
+
+
+def run_episode(env: EmbeddedEnv, task: str, seed: int) -> dict:
+    start = time.perf_counter()
+    variation = seed % env.variations(task)
+    env.reset(task, variation, seed)
+    plan = env.expert_keyposes()
+    success, info, steps = False, {}, 0
+    for k in plan:
+        _, success, done, info = env.step(k)
+        steps += 1
+        if done:
+            break
+    return {"task": task, "seed": seed, "variation": variation, "success": bool(success), "keyposes": steps,
+            "error": info.get("error", ""), "seconds": time.perf_counter() - start}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| task | mirrors | variations | expert keyposes (mean) | expert success | s / episode |",
+             "|---|---|---|---|---|---|"]
+    for task, cls in TASKS.items():
+        mine = [r for r in rows if r["task"] == task]
+        if not mine:
+            continue
+        ok = sum(r["success"] for r in mine)
+        kp = sum(r["keyposes"] for r in mine) / len(mine)
+        sec = sum(r["seconds"] for r in mine) / len(mine)
+        lines.append(f"| {task} | {cls.mirrors} | {cls().num_variations()} | {kp:.1f} | {ok}/{len(mine)} "
+                     f"({100 * ok / len(mine):.0f}%) | {sec:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=25, help="episodes per task (seeds 0..N-1)")
+    p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    p.add_argument("--out", type=Path, default=Path("expert_report.jsonl"))
+    a = p.parse_args(argv)
+    if a.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
+    tasks = [t for t in a.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"--tasks: unknown {unknown}; available {list(TASKS)}")
+    rows = [json.loads(line) for line in a.out.read_text().splitlines() if line] if a.out.exists() else []
+    done = {(r["task"], r["seed"]) for r in rows}
+    todo = [(t, s) for t in tasks for s in range(a.seeds) if (t, s) not in done]
+    env = EmbeddedEnv()
+    with a.out.open("a") as f:
+        for task, seed in tqdm(todo, desc="expert episodes"):
+            row = run_episode(env, task, seed)
+            rows.append(row)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+    env.close()
+    rows = [r for r in rows if r["task"] in tasks and r["seed"] < a.seeds]
+    print(table(rows))
+    failed = [r for r in rows if not r["success"]]
+    for r in failed:
+        print(f"FAILED {r['task']} seed {r['seed']} variation {r['variation']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""EmbeddedEnv against the environment protocol: episodes, determinism, failures without exceptions, recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.embedded import CAMERA_NAMES, EmbeddedConfig, EmbeddedEnv
+from benchmarks.embedded.tasks.base import top_down
+from benchmarks.protocol import Environment, Keypose, Observation
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = EmbeddedEnv()
+    yield e
+    e.close()
+
+
+def run_expert(env: EmbeddedEnv, task: str, variation: int, seed: int):
+    env.reset(task, variation, seed)
+    result = None
+    for k in env.expert_keyposes():
+        result = env.step(k)
+        if result.done:
+            break
+    return result
+
+
+def test_implements_the_protocol(env):
+    assert isinstance(env, Environment)
+    obs = env.reset("lift_block", 1, 0)
+    assert isinstance(obs, Observation)
+    assert set(obs.cameras) == set(CAMERA_NAMES)
+    assert obs.gripper_pose.shape == (7,)
+    assert np.linalg.norm(obs.gripper_pose[3:]) == pytest.approx(1.0)
+    assert obs.gripper_open == 1.0
+    assert obs.joint_positions.shape == (7,) and obs.joint_velocities.shape == (7,)
+    assert obs.instructions == env.instructions("lift_block", 1) and len(obs.instructions) >= 3
+    assert (obs.task, obs.variation, obs.episode) == ("lift_block", 1, 0)
+    points, colours = obs.point_cloud()
+    assert points.shape == (4 * 128 * 128, 3) and colours.dtype == np.uint8
+    # The reference scene bounds hold the table top in front of the robot.
+    inside = np.all((points >= [-0.3, -0.5, 0.6]) & (points <= [0.7, 0.5, 1.6]), axis=1)
+    assert inside.mean() > 0.5
+
+
+def test_same_task_variation_seed_gives_the_same_episode():
+    a, b = EmbeddedEnv(), EmbeddedEnv()
+    oa, ob = a.reset("stack_blocks", 5, 11), b.reset("stack_blocks", 5, 11)
+    for name in CAMERA_NAMES:
+        np.testing.assert_array_equal(oa.cameras[name].rgb, ob.cameras[name].rgb)
+        np.testing.assert_array_equal(oa.cameras[name].depth, ob.cameras[name].depth)
+    ka, kb = a.expert_keyposes(), b.expert_keyposes()
+    assert len(ka) == len(kb)
+    for x, y in zip(ka, kb):
+        np.testing.assert_array_equal(x.to_array(), y.to_array())
+    # Executing the same keyposes gives bit-identical states, also after another episode ran in between.
+    b.reset("lift_block", 0, 0)
+    b.reset("stack_blocks", 5, 11)
+    for k in ka[:4]:
+        ra, rb = a.step(k), b.step(k)
+        np.testing.assert_array_equal(ra.observation.joint_positions, rb.observation.joint_positions)
+        np.testing.assert_array_equal(a._sim.data.qpos, b._sim.data.qpos)
+    c = EmbeddedEnv()
+    c.reset("stack_blocks", 5, 12)
+    assert not np.allclose(c.expert_keyposes()[0].position, ka[0].position)
+    for e in (a, b, c):
+        e.close()
+
+
+@pytest.mark.parametrize(
+    "keypose, reason",
+    [
+        (Keypose([np.nan, 0.0, 1.0], [0, 1, 0, 0], True, True), "non-finite"),
+        (Keypose([0.2, 0.0, 1.0], [0, 0, 0, 0], True, True), "zero norm"),
+        # Far corner of the workspace, gripper pointing straight up: no arm pose reaches it.
+        (Keypose([0.7, 0.5, 0.62], [1, 0, 0, 0], True, False), "inverse-kinematics"),
+        # Down into the table with collision checking on: the target itself collides.
+        (Keypose([0.2, 0.0, 0.74], top_down(0.0), True, False), "collision"),
+    ],
+)
+def test_invalid_keypose_ends_the_episode_as_a_failure(env, keypose, reason):
+    env.reset("lift_block", 0, 0)
+    obs, success, done, info = env.step(keypose)
+    assert done and not success
+    assert reason in info["error"]
+    assert isinstance(obs, Observation)
+    # Stepping an ended episode is still no exception.
+    _, success, done, info = env.step(keypose)
+    assert done and not success and "error" in info
+
+
+def test_ignore_collisions_lets_the_same_keypose_through(env):
+    env.reset("lift_block", 0, 0)
+    _, _, done, info = env.step(Keypose([0.2, 0.0, 0.755], top_down(0.0), True, True))
+    assert not done and "error" not in info
+
+
+def test_episode_ends_after_max_keyposes():
+    e = EmbeddedEnv(EmbeddedConfig(max_keyposes=3, cameras=("front",)))
+    e.reset("lift_block", 0, 0)
+    here = Keypose([0.1, 0.0, 1.0], top_down(0.0), True, False)
+    there = Keypose([0.2, 0.1, 1.0], top_down(0.0), True, False)
+    dones = [e.step(k).done for k in (here, there, here)]
+    assert dones == [False, False, True]
+    e.close()
+
+
+def test_recording_frames_images_and_arrival(env):
+    env.reset("lift_block", 2, 4)
+    plan = env.expert_keyposes()
+    env.start_recording(image_every=5)
+    for k in plan:
+        env.step(k)
+    frames = env.stop_recording()
+    assert env.stop_recording() == []  # recording is off after stop
+    done = np.array([f.misc["keyposes_done"] for f in frames])
+    assert done[0] == 0 and done[-1] == len(plan) - 1 and np.all(np.diff(done) >= 0)
+    ticks = np.arange(len(frames))
+    first_of_step = np.r_[True, np.diff(done[1:]) != 0]
+    last_of_step = np.r_[np.diff(done[1:]) != 0, True]
+    expect_images = np.r_[True, (ticks[1:] % 5 == 0) | first_of_step | last_of_step]
+    has_images = np.array([bool(f.cameras) for f in frames])
+    np.testing.assert_array_equal(has_images, expect_images)
+    # At the last tick of each step the arm has stopped at its keypose, with the keypose's gripper state.
+    ends = np.flatnonzero(np.r_[False, last_of_step])
+    for k, i in zip(plan, ends):
+        assert np.linalg.norm(frames[i].gripper_pose[:3] - k.position) < 0.003
+        assert frames[i].gripper_open == float(k.gripper_open)
+        np.testing.assert_array_equal(frames[i].joint_velocities, 0.0)
+    # Moving ticks move clearly (well above PerAct's 0.1 rad/s "stopped" threshold).
+    moving = np.setdiff1d(np.arange(1, len(frames)), ends)
+    assert np.all(np.abs(np.stack([frames[i].joint_velocities for i in moving])).max(axis=1) > 0.2)
+
+
+def test_keyframe_heuristic_recovers_the_expert_keyposes(env):
+    from benchmarks.keyframes import discover_keyframes
+
+    for task, variation, seed in (("push_buttons", 30, 1), ("put_in_drawer", 1, 2), ("drag_stick", 3, 0)):
+        env.reset(task, variation, seed)
+        plan = env.expert_keyposes()
+        env.start_recording()
+        executed = []
+        for k in plan:  # the episode ends at success, possibly before a trailing retreat keypose
+            executed.append(k)
+            if env.step(k).done:
+                break
+        frames, plan = env.stop_recording(), executed
+        keys = discover_keyframes(np.array([f.gripper_open for f in frames]),
+                                  np.stack([f.joint_velocities for f in frames]))
+        assert len(keys) == len(plan), task
+        for i, k in zip(keys, plan):
+            assert np.linalg.norm(frames[i].gripper_pose[:3] - k.position) < 0.003, task
+
+
+def test_bad_arguments_name_themselves(env):
+    with pytest.raises(ValueError, match="task"):
+        env.reset("no_such_task", 0, 0)
+    with pytest.raises(ValueError, match="variation"):
+        env.reset("open_drawer", 3, 0)
+    with pytest.raises(ValueError, match="image_size"):
+        EmbeddedConfig(image_size=4)
+    with pytest.raises(ValueError, match="cameras"):
+        EmbeddedConfig(cameras=("overhead",))
+    with pytest.raises(ValueError, match="image_every"):
+        env.start_recording(image_every=0)
+
+
+def test_config_loads_through_the_config_system(tmp_path):
+    from bridgevla.configuration import load_config
+
+    cfg = load_config(EmbeddedConfig, None, ["image_size=64", "cameras=front,wrist"])
+    assert cfg.image_size == 64 and cfg.cameras == ("front", "wrist")
+    e = EmbeddedEnv(cfg)
+    obs = e.reset("push_buttons", 0, 0)
+    assert set(obs.cameras) == {"front", "wrist"} and obs.cameras["front"].rgb.shape == (64, 64, 3)
+    e.close()

@@ -1,0 +1,89 @@
+"""Every embedded task: the scripted expert succeeds, a do-nothing episode does not, variations and instructions
+are well formed. All 20+ seeds per task run in ``python -m benchmarks.embedded.expert_report`` (docs/tasks.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.embedded import TASKS, EmbeddedEnv
+from benchmarks.embedded.palette import COLOURS, SEEN_COLOURS, UNSEEN_COLOURS, rgba
+from benchmarks.protocol import Keypose
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = EmbeddedEnv()
+    yield e
+    e.close()
+
+
+def expert_episode(env: EmbeddedEnv, task: str, variation: int, seed: int) -> tuple[bool, int, dict]:
+    env.reset(task, variation, seed)
+    plan = env.expert_keyposes()
+    success, info = False, {}
+    for k in plan:
+        _, success, done, info = env.step(k)
+        if done:
+            break
+    return success, len(plan), info
+
+
+def test_at_least_ten_tasks():
+    assert len(TASKS) >= 10
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_expert_succeeds_on_a_few_seeds(env, task):
+    n = env.variations(task)
+    for seed in (1, 2):
+        variation = (seed * 7) % n
+        success, length, info = expert_episode(env, task, variation, seed)
+        assert success, f"{task} v{variation} seed {seed}: {info}"
+        assert 2 <= length <= 25
+        assert "error" not in info
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_success_is_not_free(env, task):
+    """Holding still is never a success: the check looks at the task, not at the episode's length."""
+    obs = env.reset(task, 0, 5)
+    stay = Keypose(obs.gripper_pose[:3], obs.gripper_pose[3:], True, True)
+    _, success, done, info = env.step(stay)
+    assert not success and not done, info
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_variations_and_instructions(env, task):
+    n = env.variations(task)
+    assert n >= 2
+    canonical = [env.instructions(task, v)[0] for v in range(n)]
+    assert len(set(canonical)) == n  # every variation says something different
+    for v in range(n):
+        phrasings = env.instructions(task, v)
+        assert len(set(phrasings)) >= 3 and all(isinstance(p, str) and p for p in phrasings)
+
+
+def test_variation_changes_the_goal_not_the_layout_generator(env):
+    """Different variations of one seed ask for different targets: slide_block's expert pushes different ways."""
+    ends = []
+    for v in range(env.variations("slide_block")):
+        env.reset("slide_block", v, 3)
+        ends.append(env.expert_keyposes()[-1].position[:2])
+    assert len({tuple(np.round(e, 3)) for e in ends}) == env.variations("slide_block")
+
+
+def test_palette_splits_and_errors():
+    assert not set(SEEN_COLOURS) & set(UNSEEN_COLOURS)
+    assert set(SEEN_COLOURS) | set(UNSEEN_COLOURS) <= set(COLOURS)
+    assert rgba("red").shape == (4,)
+    with pytest.raises(ValueError, match="colour"):
+        rgba("chartreuse")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", list(TASKS))
+def test_expert_succeeds_on_every_variation(env, task):
+    for v in range(env.variations(task)):
+        success, _, info = expert_episode(env, task, v, 100 + v)
+        assert success, f"{task} v{v}: {info}"
