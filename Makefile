@@ -6,7 +6,9 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all lint bench
+.PHONY: install system-libs test test-all lint bench demos
+EPISODES ?= 10
+WORKERS ?= 1
 
 install: system-libs
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,3 +35,8 @@ lint:
 
 bench:
 	$(PY) -m benchmarks.speed.render
+	$(PY) -m benchmarks.speed.generate
+
+# Expert demos for every embedded task into data/demos (resumable; exits 1 if any expert episode fails).
+demos:
+	$(PY) -m benchmarks.generate --out data/demos --episodes $(EPISODES) --workers $(WORKERS)

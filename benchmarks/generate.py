@@ -144,9 +144,13 @@ def _per_tick_streams(frames: list[Any], plan: list[Any]) -> dict[str, np.ndarra
 _WORKER_ENV: Any = None
 
 
-def _init_worker(spec: str, env_config: dict[str, Any]) -> None:
+def _set_worker_env(env: Any) -> None:
     global _WORKER_ENV
-    _WORKER_ENV = make_env(spec, env_config)
+    _WORKER_ENV = env
+
+
+def _init_worker(spec: str, env_config: dict[str, Any]) -> None:
+    _set_worker_env(make_env(spec, env_config))
 
 
 def _run_job(out: str, task: str, index: int, image_every: int) -> EpisodeResult:
@@ -207,8 +211,7 @@ def generate(cfg: GenerateConfig) -> dict[str, dict[str, Any]]:
             tqdm.write(f"FAILED {r.task} episode {r.index}: {r.error}")
 
     if cfg.workers == 1 or len(todo) <= 1:
-        global _WORKER_ENV
-        _WORKER_ENV = probe
+        _set_worker_env(probe)  # in-process: the probe env does the work
         for t, i in todo:
             collect(_run_job(str(out), t, i, cfg.image_every))
     else:

@@ -96,6 +96,8 @@ class BridgeVLAConfig:
     gradient_checkpointing: bool = False
 
     # --- input ---
+    # Cameras whose clouds act() fuses (empty = all in the observation). Training data should use the same list.
+    cameras: list[str] = field(default_factory=list)
     # Extra rendered channels beside RGB (the reference feeds RGB only): "depth" (1) and/or "xyz" (3, cube coords).
     extra_channels: list[Literal["depth", "xyz"]] = field(default_factory=list)
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # SigLIP's normalisation; real processors override
@@ -130,6 +132,7 @@ class BridgeVLAConfig:
             if getattr(self, name) is None and not (self.backbone_path and name in BACKBONE_FIELDS):
                 setattr(self, name, list(value) if isinstance(value, list) else value)
         self.extra_channels = list(self.extra_channels)
+        self.cameras = [str(c) for c in self.cameras]
         self.bounds = [float(b) for b in self.bounds]
         self.image_mean = tuple(float(x) for x in self.image_mean)
         self.image_std = tuple(float(x) for x in self.image_std)

@@ -192,6 +192,10 @@ class BridgeVLAPolicy(nn.Module):
                  "gripper": grip, "collision": coll}
         return {"loss": sum(terms.values()), **terms}
 
+    def forward(self, batch: PolicyBatch) -> dict[str, Tensor]:
+        """``compute_loss``, so that generic wrappers (DDP, torch.compile, peft) that call ``forward`` work."""
+        return self.compute_loss(batch)
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def predict(self, batch: PolicyBatch) -> Prediction:
@@ -242,7 +246,7 @@ class BridgeVLAPolicy(nn.Module):
         for i, obs in enumerate(observations):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
-            points, colors = observation_cloud(obs, self.bounds)
+            points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

@@ -24,6 +24,9 @@ class EmbeddedConfig:
     ik_rotation_tolerance: float = 0.02  # radians
     workspace_lo: tuple[float, float, float] = (-0.3, -0.5, 0.6)  # keyposes are clipped into this box (RVT does)
     workspace_hi: tuple[float, float, float] = (0.7, 0.5, 1.6)
+    # Use only each task's first N variations (None: all). Variations are ordered simplest first (one button, two
+    # blocks, the first colours), so a small demo can train on few, easy goals.
+    max_variations: int | None = None
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -37,5 +40,7 @@ class EmbeddedConfig:
             raise ValueError(f"physics_timestep must be in (0, tick_seconds], got {self.physics_timestep}")
         if self.min_ticks < 1:
             raise ValueError(f"min_ticks must be >= 1, got {self.min_ticks}")
+        if self.max_variations is not None and self.max_variations < 1:
+            raise ValueError(f"max_variations must be >= 1 or None, got {self.max_variations}")
         if self.max_joint_step <= 0:
             raise ValueError(f"max_joint_step must be > 0, got {self.max_joint_step}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 
 import mujoco
@@ -53,17 +54,22 @@ class EmbeddedEnv:
         return self._task_objs[task]
 
     def variations(self, task: str) -> int:
-        return self._task_obj(task).num_variations()
+        n = self._task_obj(task).num_variations()
+        return n if self.config.max_variations is None else min(n, self.config.max_variations)
+
+    def _check_variation(self, task: str, variation: int) -> Task:
+        t = self._task_obj(task)
+        n = self.variations(task)
+        if not 0 <= variation < n:
+            raise ValueError(f"variation must be in [0, {n}) for {task}, got {variation}")
+        return t
 
     def instructions(self, task: str, variation: int) -> list[str]:
-        t = self._task_obj(task)
-        t.check_variation(variation)
-        return t.instructions(variation)
+        return self._check_variation(task, variation).instructions(variation)
 
     # ------------------------------------------------------------------ episode
     def reset(self, task: str, variation: int, seed: int) -> Observation:
-        t = self._task_obj(task)
-        t.check_variation(variation)
+        t = self._check_variation(task, variation)
         if task not in self._sims:
             c = self.config
             self._sims[task] = Sim(scene_mjcf(t.objects_xml(), c.image_size, c.physics_timestep),
@@ -99,6 +105,8 @@ class EmbeddedEnv:
             info["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - the protocol forbids exceptions escaping step()
             info["error"] = f"internal error: {type(e).__name__}: {e}"
+            # Still a failed episode for the caller, but a bug must not pass silently.
+            warnings.warn(f"EmbeddedEnv.step: {info['error']}", RuntimeWarning, stacklevel=2)
         self._steps += 1
         info["keyposes"] = self._steps
         self._done = self._success or "error" in info or self._steps >= self.config.max_keyposes

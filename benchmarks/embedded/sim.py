@@ -67,11 +67,9 @@ class Sim:
         self.finger_geoms = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, n)
                                       for n in ("finger_left", "finger_right")])
         link0 = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "panda_link0")
-        robot_bodies = np.zeros(m.nbody, bool)
-        for b in range(m.nbody):  # bodies are few (tens); this runs once per compiled scene
-            robot_bodies[b] = b == link0 or (b > 0 and m.body_rootid[b] == link0)
-        self.robot_body = robot_bodies
-        self.robot_geom = robot_bodies[m.geom_bodyid]
+        # The robot is the tree hanging from its base (the base is its own root: its parent is the world).
+        self.robot_body = m.body_rootid == link0
+        self.robot_geom = self.robot_body[m.geom_bodyid]
         self.grasp: Grasp | None = None
         # Bodies the gripper must never attach to (a task sets them, e.g. button caps that are only pushed).
         self.no_grasp_bodies: frozenset[int] = frozenset()
@@ -149,7 +147,7 @@ class Sim:
         data.qpos[a] = np.clip(q, lo, hi)
         data.qvel[self.model.jnt_dofadr[g.joint]] = 0.0
 
-    def advance(self, q: np.ndarray, qdot: np.ndarray, seconds: float, on_step=None) -> None:
+    def advance(self, q: np.ndarray, qdot: np.ndarray, seconds: float) -> None:
         """Run physics for ``seconds`` with the arm held on the straight line q - qdot*seconds -> q."""
         n = max(1, int(round(seconds / self.model.opt.timestep)))
         start = q - qdot * seconds
@@ -159,8 +157,6 @@ class Sim:
         # Leave the robot exactly on its path (mj_step integrated it one step further).
         self.pose_robot(q, qdot, self.data)
         mujoco.mj_forward(self.model, self.data)
-        if on_step is not None:
-            on_step()
 
     # ----------------------------------------------------------------- gripper
     def close_gripper(self) -> None:

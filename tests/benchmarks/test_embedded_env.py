@@ -167,6 +167,19 @@ def test_bad_arguments_name_themselves(env):
         env.start_recording(image_every=0)
 
 
+def test_max_variations_keeps_the_first_ones():
+    e = EmbeddedEnv(EmbeddedConfig(max_variations=4, cameras=("front",)))
+    assert e.variations("push_buttons") == 4 and e.variations("open_drawer") == 3
+    # The first four push_buttons variations are single presses, one per colour.
+    assert [e.instructions("push_buttons", v)[0] for v in range(4)] == [
+        f"push the {c} button" for c in ("red", "green", "blue", "yellow")]
+    with pytest.raises(ValueError, match="variation"):
+        e.reset("push_buttons", 4, 0)
+    with pytest.raises(ValueError, match="max_variations"):
+        EmbeddedConfig(max_variations=0)
+    e.close()
+
+
 def test_config_loads_through_the_config_system(tmp_path):
     from bridgevla.configuration import load_config
 

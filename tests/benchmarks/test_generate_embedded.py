@@ -48,8 +48,8 @@ def test_keyframes_recover_the_expert_keyposes_many_seeds(env, task):
         check_keyframes_recover_expert(env, task, seed)
 
 
-def test_real_episode_round_trips_through_our_format_and_rlbench(env, tmp_path):
-    ep, result = record_episode(env, TASKS[0], 1, image_every=10)
+def check_round_trip(env, tmp_path, task: str) -> None:
+    ep, result = record_episode(env, task, 1, image_every=10)
     assert result.success
     ours = load_episode(save_episode(ep, tmp_path / "ours"))
     back = import_rlbench_episode(export_rlbench_episode(ours, tmp_path / "rlb" / "episode0"))
@@ -67,6 +67,16 @@ def test_real_episode_round_trips_through_our_format_and_rlbench(env, tmp_path):
         assert near.sum() > 1000
         assert np.abs(p1[near] - p2[near]).max() <= 1e-3
         assert np.abs(p0[near] - p1[near]).max() <= 1e-3
+
+
+def test_real_episode_round_trips_through_our_format_and_rlbench(env, tmp_path):
+    check_round_trip(env, tmp_path, TASKS[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASKS[1:])
+def test_real_episode_round_trips_every_task(env, tmp_path, task):
+    check_round_trip(env, tmp_path, task)
 
 
 @pytest.mark.slow

@@ -228,3 +228,16 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(a.heatmaps[0], b.heatmaps[0].cpu(), atol=1e-4, rtol=1e-3)
     assert (a.position - b.position.cpu()).norm(dim=-1).max() < 0.01
     assert gpu.compute_loss(batch)["loss"].device.type == "cuda"
+
+
+def test_act_uses_the_configured_cameras():
+    policy = tiny_policy(seed=8, cameras=["overhead"])
+    obs = overhead_observation(seed=1)
+    obs.cameras["broken"] = overhead_observation(seed=2).cameras["overhead"]
+    obs.cameras["broken"].extrinsics[:3, 3] = (0.0, 0.3, 1.7)
+    single = policy.act(obs)
+    del obs.cameras["broken"]
+    np.testing.assert_allclose(single.position, policy.act(obs).position)
+    policy.config.cameras = ["missing"]
+    with pytest.raises(ValueError, match="missing"):
+        policy.act(obs)

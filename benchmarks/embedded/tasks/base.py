@@ -46,10 +46,6 @@ class Task(ABC):
         """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
         return None  # noqa: B027 - deliberately optional
 
-    def check_variation(self, variation: int) -> None:
-        if not 0 <= variation < self.num_variations():
-            raise ValueError(f"variation must be in [0, {self.num_variations()}) for {self.name}, got {variation}")
-
 
 # ------------------------------------------------------------------------- helpers
 def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:
