@@ -102,7 +102,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     json_path.write_text(json.dumps(result, indent=1))
     (out / "demo_timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1))
     print("\n" + table)
-    print(f"phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
+    print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"policy success JSON: {json_path}")
     print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}")
     return {"success": result, "timings": timings}

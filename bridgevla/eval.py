@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.protocol import MAX_EPISODE_KEYPOSES, Environment
-from bridgevla.eval_agents import AGENT_NAMES, Agent, AgentSpec, make_agent
+from bridgevla.eval_agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.eval_benchmarks import make_env
 
 EPISODES_FILE = "episodes.jsonl"
@@ -46,7 +46,7 @@ class EvalConfig:
     out_dir: str = "runs/eval"
     device: str = "auto"
     bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
-    strips: int = 0  # PNG strips of views+heatmaps for the first N episodes per task (policy agent only)
+    strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
 
@@ -94,9 +94,24 @@ def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int])
     ]
 
 
-def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+                strip: Path | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
-    episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report)."""
+    episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
+    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy)."""
+    recording = strip is not None and hasattr(agent, "frames")
+    if recording:
+        agent.frames = []
+    try:
+        return _episode(env, agent, spec, max_keyposes)
+    finally:
+        if recording:
+            if agent.frames:
+                save_strip(agent.frames, strip)
+            agent.frames = None
+
+
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     success, steps, error = False, 0, None
     try:
@@ -160,11 +175,18 @@ def _worker_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[
     _WORKER["agents"] = {}
 
 
-def _worker_run(spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def _worker_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None) -> dict[str, Any]:
     agents = _WORKER["agents"]
     if spec.agent not in agents:  # built on first use, so a worker that only runs baselines never loads the model
         agents[spec.agent] = make_agent(_WORKER["specs"][spec.agent])
-    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes)
+    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip)
+
+
+def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
+    """Where the PNG strip of ``spec`` goes, or None: the first ``strips`` episodes of the first seed, per task."""
+    if cfg.strips and spec.seed == cfg.seeds[0] and spec.episode < cfg.strips:
+        return Path(cfg.out_dir) / "strips" / f"{spec.agent}_{spec.task}_seed{spec.seed}_ep{spec.episode}.png"
+    return None
 
 
 def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: list[EpisodeSpec]
@@ -174,7 +196,7 @@ def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: lis
     for spec in todo:
         if spec.agent not in agents:
             agents[spec.agent] = make_agent(by_name[spec.agent])
-        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes)
+        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec))
 
 
 def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
@@ -220,6 +242,6 @@ def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], to
     # spawn, not fork: simulators and torch hold threads and GL contexts that do not survive a fork.
     with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(cfg.benchmark, cfg.env, agent_specs)) as pool:
-        futures = [pool.submit(_worker_run, s, cfg.max_keyposes) for s in todo]
+        futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s)) for s in todo]
         for fut in as_completed(futures):
             yield fut.result()

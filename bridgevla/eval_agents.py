@@ -12,6 +12,7 @@ treats as an optional capability: a benchmark without it simply cannot run the e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -82,18 +83,54 @@ class PolicyAgent:
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         import torch
+
         from bridgevla.policy import BridgeVLAPolicy  # lazy: baselines must run without the model stack
 
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.policy = BridgeVLAPolicy.from_pretrained(checkpoint, device=dev)
         self.policy.eval()
-        self.last: Any = None
+        # None: not recording. A list: the runner wants a picture per step (views + heatmaps of both stages).
+        self.frames: list[Any] | None = None
 
     def reset(self, env: Environment, observation: Observation, seed: int) -> None:
-        self.last = None
+        pass
 
     def act(self, observation: Observation) -> Keypose:
-        return self.policy.act(observation)
+        if self.frames is None:
+            return self.policy.act(observation)
+        keypose, pred = self.policy.act(observation, return_prediction=True)
+        self.frames.append(prediction_picture(pred))
+        return keypose
+
+
+def prediction_picture(pred: Any) -> Any:
+    """Stage-1 views over stage-2 views, each with its heatmaps and decoded point (a PIL image)."""
+    from PIL import Image
+
+    from rendering.viz import views_image
+
+    rows = [views_image(pred.views[s][0, :, :3], pred.heatmaps[s][0], pred.cube_points[s][0])
+            for s in range(len(pred.views))]
+    out = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)))
+    y = 0
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height
+    return out
+
+
+def save_strip(frames: list[Any], path: Path) -> Path:
+    """Steps side by side, left to right, as one PNG."""
+    from PIL import Image
+
+    out = Image.new("RGB", (sum(f.width for f in frames), max(f.height for f in frames)))
+    x = 0
+    for f in frames:
+        out.paste(f, (x, 0))
+        x += f.width
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
+    return path
 
 
 @dataclass

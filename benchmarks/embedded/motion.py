@@ -103,16 +103,17 @@ def ik_any(sim: Sim, pos: np.ndarray, rot: np.ndarray, seed: np.ndarray, pos_tol
     return None
 
 
-def segment_free(sim: Sim, q0: np.ndarray, q1: np.ndarray, step: float = 0.04) -> bool:
+def segment_free(sim: Sim, q0: np.ndarray, q1: np.ndarray, allowed: np.ndarray | None = None,
+                 step: float = 0.04) -> bool:
     """Straight joint-space segment checked at most ``step`` rad apart (and at its end)."""
     n = max(1, int(np.ceil(np.max(np.abs(q1 - q0)) / step)))
-    return not any(sim.in_collision(q0 + (q1 - q0) * (i / n)) for i in range(1, n + 1))
+    return not any(sim.in_collision(q0 + (q1 - q0) * (i / n), allowed) for i in range(1, n + 1))
 
 
-def path_free(sim: Sim, q_start: np.ndarray, path: list[np.ndarray]) -> bool:
+def path_free(sim: Sim, q_start: np.ndarray, path: list[np.ndarray], allowed: np.ndarray | None = None) -> bool:
     prev = q_start
     for q in path:  # waypoints are a few centimetres apart
-        if not segment_free(sim, prev, q):
+        if not segment_free(sim, prev, q, allowed):
             return False
         prev = q
     return True
@@ -159,11 +160,14 @@ def plan(sim: Sim, pos: np.ndarray, rot: np.ndarray, ignore_collisions: bool, de
     direct = cartesian_path(sim, q_now, p_now, r_now, pos, rot, pos_tol, rot_tol) or [q_goal]
     if ignore_collisions:
         return direct
-    if sim.in_collision(direct[-1]):
+    # Contacts the robot is already in (a pressed button, a block it rests on) may persist while it moves off;
+    # without this, any move after a pressing keypose would be refused.
+    allowed = sim.colliding_pairs(q_now)
+    if sim.in_collision(direct[-1], allowed):
         if retry_ignoring:
             return direct
         raise PlanningError("the keypose itself is in collision")
-    if path_free(sim, q_now, direct):
+    if path_free(sim, q_now, direct, allowed):
         return direct
     for h in detour_heights:
         up_a = np.array([p_now[0], p_now[1], min(max(p_now[2], pos[2]) + h, z_max)])
@@ -178,7 +182,7 @@ def plan(sim: Sim, pos: np.ndarray, rot: np.ndarray, ignore_collisions: bool, de
         if down is None:
             continue
         path = lift + move + down
-        if not sim.in_collision(path[-1]) and path_free(sim, q_now, path):
+        if not sim.in_collision(path[-1], allowed) and path_free(sim, q_now, path, allowed):
             return path
     if retry_ignoring:
         return direct

@@ -59,7 +59,7 @@ def scene_mjcf(objects_xml: str, image_size: int, timestep: float, extra_assets:
     <headlight ambient="0.35 0.35 0.35" diffuse="0.45 0.45 0.45" specular="0 0 0"/>
   </visual>
   <default>
-    <geom contype="1" conaffinity="3" condim="4" friction="1 0.01 0.001" solref="0.004 1"/>
+    <geom contype="1" conaffinity="3" condim="4" friction="1 0.01 0.001" solref="0.01 1"/>
   </default>
   <asset>{extra_assets}</asset>
   <worldbody>

@@ -160,36 +160,45 @@ class Sim:
 
     # ----------------------------------------------------------------- gripper
     def close_gripper(self) -> None:
-        """Close until the fingers touch something; attach the body both fingers touch (if any)."""
+        """Close until both fingers touch one body; attach it (if any).
+
+        Like a real parallel gripper, a finger that touches first pushes the object towards the centre: the object
+        is shifted along the finger axis so that it sits centred between the fingers (free objects only)."""
         self.gripper_open = False
         d = self.scratch
         d.qpos[:] = self.data.qpos
-        widths = np.linspace(FINGER_OPEN, 0.0, 41)
-        first, width, body = None, 0.0, -1
         bodies = self.model.geom_bodyid
-        for w in widths:  # at most 41 cheap contact queries, once per gripper close
+        first_touch: list[dict[int, float]] = [{}, {}]  # per finger: body -> opening at first contact
+        width, body = 0.0, -1
+        for w in np.linspace(FINGER_OPEN, 0.0, 41):  # at most 41 cheap contact queries, once per gripper close
             d.qpos[self.finger_qadr] = w
             mujoco.mj_kinematics(self.model, d)
             mujoco.mj_collision(self.model, d)
             g1, g2 = d.contact.geom1[: d.ncon], d.contact.geom2[: d.ncon]
-            touched = []
-            for fg in self.finger_geoms:
+            for f, fg in enumerate(self.finger_geoms):
                 other = np.concatenate([g2[g1 == fg], g1[g2 == fg]])
                 other = other[(bodies[other] != 0) & ~self.robot_geom[other]]
-                touched.append(set(bodies[other].tolist()))
-            if first is None and (touched[0] or touched[1]):
-                first = w
-            common = sorted(touched[0] & touched[1])
+                for b in bodies[other].tolist():
+                    first_touch[f].setdefault(b, w)
+            common = sorted(set(first_touch[0]) & set(first_touch[1]))
             if common:
-                # Both fingers on one body: a parallel gripper centres the object, so a finger that touched
-                # first (the TCP was a few mm off-centre) has simply pushed on it; hold at this width.
-                width, body = min(FINGER_OPEN, w + 0.001), common[0]
-                break
-            if first is not None and first - w > 0.012:
-                width = first  # one finger is blocked by something the other never reaches: no grasp
+                body = common[0]
+                w_left, w_right = first_touch[0][body], first_touch[1][body]
+                width = min(FINGER_OPEN, (w_left + w_right) / 2 + 0.001)
+                self._centre_between_fingers(body, (w_left - w_right) / 2)
                 break
         self.finger_width = width
         self.grasp = self._make_grasp(body, width) if body >= 0 else None
+
+    def _centre_between_fingers(self, body: int, offset: float) -> None:
+        """Shift a free body by ``-offset`` along the finger axis (the hand's y); articulated parts stay put."""
+        jnt = self.model.body_jntadr[body]
+        if jnt < 0 or self.model.jnt_type[jnt] != mujoco.mjtJoint.mjJNT_FREE or abs(offset) < 1e-6:
+            return
+        finger_axis = self.tcp_pose()[1][:, 1]
+        a = self.model.jnt_qposadr[jnt]
+        self.data.qpos[a:a + 3] -= offset * finger_axis
+        mujoco.mj_forward(self.model, self.data)
 
     def _make_grasp(self, body: int, width: float) -> Grasp | None:
         m, d = self.model, self.data
@@ -219,34 +228,40 @@ class Sim:
         self.finger_width = FINGER_OPEN
 
     # ----------------------------------------------------------------- collision
-    def in_collision(self, q: np.ndarray) -> bool:
-        """Does the robot (or the free object it holds) penetrate anything at arm configuration ``q``?"""
+    def colliding_pairs(self, q: np.ndarray) -> np.ndarray:
+        """Geom pairs (keys ``min * ngeom + max``) where the robot, or the free object it holds, penetrates
+        something by more than the margin at arm configuration ``q``."""
         d = self.scratch
         d.qpos[:] = self.data.qpos
         self.pose_robot(q, None, d)
         mujoco.mj_collision(self.model, d)
         n = d.ncon
         if n == 0:
-            return False
+            return np.zeros(0, np.int64)
         g1, g2 = d.contact.geom1[:n], d.contact.geom2[:n]
+        # Moving: the robot and a free object it holds. Contacts between two moving geoms (fingers on the held
+        # object) or two static ones do not matter; moving against static does.
         moving = self.robot_geom.copy()
-        held = -1
         if self.grasp is not None and self.grasp.kind == "free":
-            held = self.grasp.body
-            moving |= self.model.geom_bodyid == held
-        m1, m2 = moving[g1], moving[g2]
-        b1, b2 = self.model.geom_bodyid[g1], self.model.geom_bodyid[g2]
-        cross = m1 != m2
-        if self.grasp is not None:
-            # Contacts with what is held are expected, whether it rides along or is an articulated part.
-            part = self.grasp.body
-            cross &= ~((b1 == part) | (b2 == part) | (b1 == held) & m2 | (b2 == held) & m1)
-            if self.grasp.kind != "free":
-                # An articulated part's own geometry (and its parent's) slides against its cabinet by design.
-                par = self.model.body_parentid[part]
-                cross &= ~(np.isin(b1, [part, par]) | np.isin(b2, [part, par]))
-        deep = d.contact.dist[:n] < -self.collision_margin
-        return bool(np.any(cross & deep))
+            moving |= self.model.geom_bodyid == self.grasp.body
+        cross = moving[g1] != moving[g2]
+        if self.grasp is not None and self.grasp.kind != "free":
+            # A held articulated part (and the cabinet it slides in) touches the hand by design; it moves with the
+            # hand along its joint, which the checker does not model, so its contacts are left out.
+            b1, b2 = self.model.geom_bodyid[g1], self.model.geom_bodyid[g2]
+            part = [self.grasp.body, self.model.body_parentid[self.grasp.body]]
+            cross &= ~(np.isin(b1, part) | np.isin(b2, part))
+        bad = cross & (d.contact.dist[:n] < -self.collision_margin)
+        lo, hi = np.minimum(g1[bad], g2[bad]), np.maximum(g1[bad], g2[bad])
+        return np.unique(lo.astype(np.int64) * self.model.ngeom + hi)
+
+    def in_collision(self, q: np.ndarray, allowed: np.ndarray | None = None) -> bool:
+        """Does the robot (or the free object it holds) penetrate anything at ``q``, other than the ``allowed``
+        pairs (those already in contact where a move starts, e.g. fingers still pressing a button)?"""
+        pairs = self.colliding_pairs(q)
+        if allowed is not None and len(allowed):
+            pairs = pairs[~np.isin(pairs, allowed)]
+        return len(pairs) > 0
 
     # ----------------------------------------------------------------- cameras
     def render(self, names: tuple[str, ...]) -> dict[str, CameraFrame]:

@@ -130,3 +130,25 @@ def test_drawer_follows_the_hand_along_its_slide():
     assert drawer_opening(sim, "middle") == pytest.approx(0.07, abs=0.003)
     assert drawer_opening(sim, "top") == 0.0 and drawer_opening(sim, "bottom") == 0.0
     e.close()
+
+
+def test_collision_checker_counts_the_held_object():
+    """A held block pushed into another block is a collision even though no robot geom touches it."""
+    from benchmarks.embedded.motion import ik_any
+
+    e = EmbeddedEnv()
+    e.reset("lift_block", 0, 2)
+    sim = e._sim
+    pre, grasp = e.expert_keyposes()[:2]
+    e.step(pre)
+    e.step(grasp)
+    assert sim.grasp is not None and sim.grasp.kind == "free"
+    rot = matrix_from_quat_xyzw(grasp.quaternion)
+    other = body_pos(sim, "block1")
+    # TCP 3 cm above block1's centre: the held cube (5 cm) overlaps block1 by 2 cm, the fingers stay clear of it.
+    q_overlap = ik_any(sim, other + [0, 0, 0.03], rot, sim.arm_q, 0.002, 0.02)
+    q_clear = ik_any(sim, other + [0, 0, 0.08], rot, sim.arm_q, 0.002, 0.02)
+    assert q_overlap is not None and q_clear is not None
+    assert sim.in_collision(q_overlap)
+    assert not sim.in_collision(q_clear)
+    e.close()

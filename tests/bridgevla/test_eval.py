@@ -21,11 +21,12 @@ FAKE = "tests.bridgevla.test_eval:make_fake_env"
 class FakeEnv:
     """Reach a seeded random point (within 3 cm); 'press_twice' needs a closed then an open keypose there.
     Options: ``log`` (a file that gets one line per reset, across processes), ``crash_on_reset`` (raise
-    KeyboardInterrupt on that reset number, as a kill would), ``expert`` (offer expert_keyposes)."""
+    KeyboardInterrupt on that reset number, as a kill would), ``no_expert``, ``camera`` (add one RGB-D camera)."""
 
     def __init__(self, options: dict) -> None:
         self.log = options.get("log")
         self.crash_on = options.get("crash_on_reset", -1)
+        self.camera = bool(options.get("camera", False))
         self.resets = 0
         self.task, self.target, self.presses, self.steps = "", np.zeros(3), 0, 0
 
@@ -36,7 +37,9 @@ class FakeEnv:
         return 2
 
     def _obs(self) -> Observation:
-        return Observation({}, np.array([0, 0, 1.0, 0, 0, 0, 1]), 1.0, np.zeros(7), np.zeros(7), ["reach"],
+        from tests.bridgevla.test_data import _camera
+
+        return Observation({"front": _camera(3)} if self.camera else {}, np.array([0, 0, 1.0, 0, 0, 0, 1]), 1.0, np.zeros(7), np.zeros(7), ["reach"],
                            task=self.task)
 
     def reset(self, task: str, variation: int, seed: int) -> Observation:

@@ -232,3 +232,37 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
 def test_bad_config_values_raise_errors_naming_the_key(cls, data, key):
     with pytest.raises(ConfigError, match=key):
         from_dict(cls, data)
+
+
+def _ddp_rank(rank: int, world: int, out: str, port: int) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.manual_seed(0)
+    m = TinyNet()
+    m.drop.p = 0.0
+    Trainer(m, SeededSource(seed=rank), TrainConfig(out_dir=out, steps=4, checkpoint_every=2, tensorboard=False,
+                                                    progress=False), OPTIM).fit()
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_keeps_ranks_in_sync(tmp_path):
+    """Two gloo ranks with different data end with identical weights (gradients were all-reduced)."""
+    import socket
+
+    from safetensors.torch import load_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_rank, args=(2, str(tmp_path), port), nprocs=2, join=True)
+    a, b = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step_0000004"  # rank 0 wrote the checkpoints

@@ -59,6 +59,23 @@ def test_saved_policy_loads_and_acts(demos, tmp_path):
     assert kp.position.shape == (3,) and abs(float((kp.quaternion**2).sum()) - 1) < 1e-5
 
 
+def test_eval_of_a_trained_policy_writes_its_table_and_strips(demos, tmp_path):
+    from PIL import Image
+
+    from bridgevla.eval import EvalConfig, evaluate
+
+    run_training(_cfg(demos, tmp_path / "run", "train.steps=1"))
+    cfg = EvalConfig(benchmark="tests.bridgevla.test_eval:make_fake_env", checkpoint=str(tmp_path / "run" / "policy"),
+                     agents=["policy"], tasks=["reach_red"], episodes=2, max_keyposes=2, strips=1,
+                     out_dir=str(tmp_path / "ev"), progress=False, env={"camera": True})
+    recs = evaluate(cfg)
+    assert len(recs) == 2 and all(r["error"] is None or "agent" not in r["error"] for r in recs)
+    strips = sorted((tmp_path / "ev" / "strips").glob("*.png"))
+    assert [p.name for p in strips] == ["policy_reach_red_seed0_ep0.png"]  # only the first episode
+    w, h = Image.open(strips[0]).size
+    assert w > h  # one column of (stage 1 over stage 2) per executed keypose
+
+
 def test_resume_with_another_config_is_refused_by_key(demos, tmp_path):
     run_training(_cfg(demos, tmp_path), stop_after=2)
     with pytest.raises(ValueError, match=r"optim.lr"):

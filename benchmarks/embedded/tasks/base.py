@@ -127,10 +127,15 @@ def colour_phrase(colour: str) -> str:
     return colour
 
 
-def block_xml(name: str, half: float, mass: float = 0.1) -> str:
+def block_xml(name: str, half: float, mass: float = 0.1, friction: float | None = None,
+              rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> str:
+    """A free cube. ``friction`` (with contact priority, so it wins over the table's) makes a block that is
+    pushed rather than carried slide instead of tipping: a push at height h tips a cube once friction * h exceeds
+    its half-width."""
+    fr = "" if friction is None else f'friction="{friction} 0.01 0.001" priority="1"'
     return (f'<body name="{name}" pos="0 0 -1"><freejoint/>'
-            f'<geom type="box" size="{half} {half} {half}" mass="{mass}" rgba="1 1 1 1" friction="1 0.01 0.001"/>'
-            f"</body>")
+            f'<geom type="box" size="{half} {half} {half}" mass="{mass}" rgba="{rgb[0]} {rgb[1]} {rgb[2]} 1" {fr}/>'
+            "</body>")
 
 
 def pad_xml(name: str, half: float) -> str:

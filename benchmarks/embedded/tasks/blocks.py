@@ -33,10 +33,11 @@ def _block_yaw(sim: Sim, body: str) -> float:
 
 
 def _grasp_keyposes(sim: Sim, body: str, lift: float = 0.12) -> list[Keypose]:
-    """Above the block (open), down to it and close."""
+    """Above the block (open), down to it and close. Keyposes that make contact on purpose (grasping, placing,
+    pressing, pushing) ignore collisions, as RLBench's demonstrations label them."""
     p = body_pos(sim, body)
     q = top_down(_block_yaw(sim, body))
-    return [kp(p + [0, 0, lift], q, True), kp(p, q, False)]
+    return [kp(p + [0, 0, lift], q, True), kp(p, q, False, ignore_collisions=True)]
 
 
 class LiftBlock(Task):
@@ -81,9 +82,7 @@ class SlideBlock(Task):
 
     def objects_xml(self) -> str:
         pads = "\n".join(pad_xml(f"target{i}", TARGET_HALF / 1.5) for i in range(self.N_TARGETS))
-        r, g, b = WOOD_RGB
-        block = block_xml("block", BLOCK_HALF, mass=0.05).replace('rgba="1 1 1 1"', f'rgba="{r} {g} {b} 1"')
-        return pads + "\n" + block
+        return pads + "\n" + block_xml("block", BLOCK_HALF, mass=0.05, friction=0.5, rgb=WOOD_RGB)
 
     def num_variations(self) -> int:
         return self.N_TARGETS
@@ -166,7 +165,8 @@ class StackBlocks(Task):
             place = base + [0, 0, BLOCK_HALF + 2 * BLOCK_HALF * i + 0.005]
             q = top_down(0.0)
             # Release, then retreat straight up so that the open fingers never brush the stack sideways.
-            out += grasp + [kp(place + [0, 0, 0.1], q, False), kp(place, q, True), kp(place + [0, 0, 0.1], q, True)]
+            out += grasp + [kp(place + [0, 0, 0.1], q, False), kp(place, q, True, True),
+                             kp(place + [0, 0, 0.1], q, True)]
         return out
 
     def success(self, sim: Sim) -> bool:

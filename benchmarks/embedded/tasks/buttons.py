@@ -16,8 +16,9 @@ _COLOURS = SEEN_COLOURS[:4]
 _SEQUENCES = [s for n in (1, 2, 3) for s in permutations(_COLOURS, n)]
 _BASE_H = 0.012  # half-height of the fixed button housing
 _CAP_H = 0.008
-_TRAVEL = 0.012
-_PRESSED = -0.006  # cap displacement that counts as a press
+_TRAVEL = 0.02
+_PRESSED = -0.005  # cap displacement that counts as a press
+_PRESS_DEPTH = 0.014  # how far the expert's fingertips go below the cap's top: +-9 mm of slack either way
 
 
 class PushButtons(Task):
@@ -30,11 +31,16 @@ class PushButtons(Task):
         for i in range(self.N):
             parts.append(
                 f'<body name="button{i}" pos="0 0 -1">'
+                # The housing collides with the robot only: MuJoCo does not filter contacts between a jointed body
+                # and a parent welded to the world, and the cap must sink into its housing.
                 f'<geom type="cylinder" size="{BUTTON_RADIUS + 0.01} {_BASE_H}" pos="0 0 {_BASE_H}" '
-                'rgba="0.2 0.2 0.2 1"/>'
-                f'<body name="cap{i}" pos="0 0 {2 * _BASE_H + _CAP_H}">'
-                f'<joint name="press{i}" type="slide" axis="0 0 1" range="{-_TRAVEL} 0" stiffness="300" damping="3"/>'
-                f'<geom type="cylinder" size="{BUTTON_RADIUS} {_CAP_H}" mass="0.02" rgba="1 1 1 1"/>'
+                'contype="4" conaffinity="2" rgba="0.2 0.2 0.2 1"/>'
+                # A heavy, gravity-compensated cap on a weak spring: MuJoCo's contact stiffness scales with the
+                # lighter body's mass, and the fingertips should push the cap rather than sink into it.
+                f'<body name="cap{i}" pos="0 0 {2 * _BASE_H + _CAP_H}" gravcomp="1">'
+                f'<joint name="press{i}" type="slide" axis="0 0 1" range="{-_TRAVEL} 0" stiffness="50" '
+                'springref="0.01" damping="2"/>'
+                f'<geom type="cylinder" size="{BUTTON_RADIUS} {_CAP_H}" mass="0.3" rgba="1 1 1 1"/>'
                 f"</body></body>"
             )
         return "\n".join(parts)
@@ -72,8 +78,9 @@ class PushButtons(Task):
         for c in self._sequence:
             i = next(k for k, v in self._colour_of.items() if v == c)
             top = sim.data.xpos[sim.body_id(f"cap{i}")] + [0, 0, _CAP_H]
-            # Closed fingertips end 3 mm below the TCP: this pushes the cap ~10 mm down.
-            out += [kp(top + [0, 0, 0.08], q, False), kp(top - [0, 0, 0.007], q, False, ignore_collisions=True)]
+            # Closed fingertips end 3 mm below the TCP.
+            press = top - [0, 0, _PRESS_DEPTH - 0.003]
+            out += [kp(top + [0, 0, 0.08], q, False), kp(press, q, False, ignore_collisions=True)]
         return out
 
     def on_tick(self, sim: Sim) -> None:

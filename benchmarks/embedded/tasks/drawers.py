@@ -61,10 +61,10 @@ def cabinet_xml() -> str:
             f'<body name="handle_{name}" pos="{-_DEPTH - _HANDLE_OUT} 0 0">',
             # A short vertical bar, gripped from above-in-front with the fingers closing sideways (see
             # open_drawer_keyposes for why).
-            '<geom type="box" size="0.008 0.008 0.022" mass="0.05" rgba="0.75 0.75 0.78 1"/>',
-            f'<geom type="box" size="{_HANDLE_OUT / 2} 0.006 0.005" pos="{_HANDLE_OUT / 2} 0 0.017" mass="0.01" '
+            '<geom type="box" size="0.008 0.008 0.036" mass="0.05" rgba="0.75 0.75 0.78 1"/>',
+            f'<geom type="box" size="{_HANDLE_OUT / 2} 0.006 0.005" pos="{_HANDLE_OUT / 2} 0 0.031" mass="0.01" '
             'rgba="0.75 0.75 0.78 1"/>',
-            f'<geom type="box" size="{_HANDLE_OUT / 2} 0.006 0.005" pos="{_HANDLE_OUT / 2} 0 -0.017" mass="0.01" '
+            f'<geom type="box" size="{_HANDLE_OUT / 2} 0.006 0.005" pos="{_HANDLE_OUT / 2} 0 -0.031" mass="0.01" '
             'rgba="0.75 0.75 0.78 1"/>',
             "</body></body>",
         ]
@@ -92,7 +92,9 @@ def open_drawer_keyposes(sim: Sim, name: str) -> list[Keypose]:
     axis = frame[:, 0]  # cabinet +x points away from the robot
     approach = 0.5 * axis + np.array([0.0, 0.0, -np.sqrt(3) / 2])
     q = quat_xyzw_from_matrix(gripper_rotation(approach, -frame[:, 1]))
-    return [kp(handle - 0.1 * approach, q, True), kp(handle, q, False), kp(handle - _PULL * axis, q, False, True)]
+    # The TCP goes 1 cm past the bar: the bar then sits well inside the finger pads, not at their tips.
+    grasp = handle + 0.01 * approach
+    return [kp(grasp - 0.1 * approach, q, True), kp(grasp, q, False, True), kp(grasp - _PULL * axis, q, False, True)]
 
 
 class OpenDrawer(Task):
@@ -161,11 +163,11 @@ class PutInDrawer(Task):
         drawer = body_pos(sim, f"drawer_{self._drawer}") - _PULL * axis
         drop = drawer - (_DEPTH - 0.045) * axis + [0, 0, -_LEVEL_H + 0.012 + BLOCK_HALF * 0.8 + 0.01]
         # Straight up to the carrying height first, so the item never sweeps across a drawer front.
-        out += [kp(item + [0, 0, 0.12], q_item, True), kp(item, q_item, False),
+        out += [kp(item + [0, 0, 0.12], q_item, True), kp(item, q_item, False, True),
                 kp([item[0], item[1], drop[2] + 0.15], q_item, False)]
         # Fingers across the drawer: the hand's long side then lies along the drawer front, clear of the handles.
         q_drop = top_down(np.arctan2(axis[1], axis[0]) + np.pi / 2)
-        return out + [kp(drop + [0, 0, 0.15], q_drop, False), kp(drop, q_drop, True),
+        return out + [kp(drop + [0, 0, 0.15], q_drop, False), kp(drop, q_drop, True, True),
                       kp(drop + [0, 0, 0.12], q_drop, True)]
 
     def success(self, sim: Sim) -> bool:

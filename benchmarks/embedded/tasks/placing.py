@@ -34,8 +34,8 @@ def _yaw(sim: Sim, body: str) -> float:
 def _pick_and_place(grasp: np.ndarray, q: np.ndarray, place: np.ndarray, lift: float = 0.2) -> list[Keypose]:
     """Above, grasp, straight up, above the place, down and release: the shape of every placing expert."""
     high = max(grasp[2], place[2]) + lift
-    return [kp(grasp + [0, 0, 0.1], q, True), kp(grasp, q, False), kp([grasp[0], grasp[1], high], q, False),
-            kp([place[0], place[1], high], q, False), kp(place, q, True)]
+    return [kp(grasp + [0, 0, 0.1], q, True), kp(grasp, q, False, True), kp([grasp[0], grasp[1], high], q, False),
+            kp([place[0], place[1], high], q, False), kp(place, q, True, True)]
 
 
 class RingOnPeg(Task):

@@ -21,7 +21,7 @@ from benchmarks.embedded.tasks.base import (
 )
 from benchmarks.protocol import Keypose
 
-_STICK_HALF, _STICK_W = 0.16, 0.009  # half-length, half-thickness
+_STICK_HALF, _STICK_W = 0.16, 0.012  # half-length, half-thickness (tall enough that the cube never rides over it)
 _GRIP = 0.1  # grasp point: this far from the stick's centre along its axis
 _REACH = 0.16  # TCP -> the stick point that pushes the cube (the far part of the stick)
 _N_TARGETS = 4
@@ -37,7 +37,7 @@ class DragStick(Task):
         stick = (f'<body name="stick" pos="0 0 -1"><freejoint/><geom type="box" size="{_STICK_HALF} {_STICK_W} '
                  f'{_STICK_W}" mass="0.05" rgba="{r} {g} {b} 1"/></body>')
         pads = "".join(pad_xml(f"target{i}", _PAD) for i in range(_N_TARGETS))
-        cube = block_xml("cube", BLOCK_HALF * 0.9, mass=0.05).replace('rgba="1 1 1 1"', 'rgba="0.2 0.2 0.25 1"')
+        cube = block_xml("cube", BLOCK_HALF * 0.9, mass=0.05, friction=0.4, rgb=(0.2, 0.2, 0.25))
         return stick + pads + cube
 
     def num_variations(self) -> int:
@@ -79,10 +79,10 @@ class DragStick(Task):
             q_drag = top_down(np.arctan2(u[1], u[0]) + np.pi, fold=False)
         # The stick runs from the grasp towards -hand_x (the stick's centre is _GRIP behind the TCP along it).
         back = -matrix_from_quat_xyzw(q_drag)[:, 0]
-        z = TABLE_TOP + _STICK_W + 0.004
+        z = TABLE_TOP + _STICK_W + 0.008  # the stick skims 8 mm above the table
         start = np.array([*(cube[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W + 0.03)), z]) - _REACH * back
         end = np.array([*(goal[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W)), z]) - _REACH * back
-        return [kp(grasp + [0, 0, 0.1], q_grasp, True), kp(grasp, q_grasp, False),
+        return [kp(grasp + [0, 0, 0.1], q_grasp, True), kp(grasp, q_grasp, False, True),
                 kp(grasp + [0, 0, 0.12], q_grasp, False), kp(start + [0, 0, 0.1], q_drag, False),
                 kp(start, q_drag, False, ignore_collisions=True), kp(end, q_drag, False, ignore_collisions=True)]
 

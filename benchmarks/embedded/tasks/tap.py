@@ -33,7 +33,8 @@ class TurnTap(Task):
         handles = []
         for side, y in (("left", _HANDLE_Y), ("right", -_HANDLE_Y)):
             handles.append(
-                f'<geom type="cylinder" size="0.012 {_STEM_H}" pos="0 {y} {_STEM_H}" {m}/>'
+                # Stems collide with the robot only, so the hinged handle on top turns without rubbing on them.
+                f'<geom type="cylinder" size="0.012 {_STEM_H}" pos="0 {y} {_STEM_H}" contype="4" conaffinity="2" {m}/>'
                 f'<body name="handle_{side}" pos="0 {y} {2 * _STEM_H + 0.008}">'
                 f'<joint name="turn_{side}" type="hinge" axis="0 0 1" range="-2 2" damping="0.5"/>'
                 f'<geom type="box" size="0.05 0.01 0.008" mass="0.05" rgba="0.8 0.15 0.15 1"/>'
@@ -74,7 +75,7 @@ class TurnTap(Task):
         turn = -np.pi / 2 if yaw >= 0 else np.pi / 2
         c, s = np.cos(turn), np.sin(turn)
         q_turn = quat_xyzw_from_matrix(np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ r)
-        return [kp(handle + [0, 0, 0.1], q_grasp, True), kp(handle, q_grasp, False),
+        return [kp(handle + [0, 0, 0.1], q_grasp, True), kp(handle, q_grasp, False, True),
                 kp(handle, q_turn, False, ignore_collisions=True)]
 
     def success(self, sim: Sim) -> bool:
