@@ -47,6 +47,7 @@ tall short long wide narrow light dark heavy empty full same different other ano
 one two three four five six seven eight nine ten zero 0 1 2 3 4 5 6 7 8 9
 please now again slowly carefully gently quickly make sure so is are be which where there here position
 color colour size of edge corner end start row column line pile tower pair set
+ring rings spoke spokes platform raise raised use using grip pad pads stop away
 """
 
 

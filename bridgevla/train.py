@@ -145,6 +145,8 @@ class TrainResult:
     data_seconds: float  # time the loop waited for batches
     samples: int
     history: list[dict[str, float]] = field(default_factory=list)
+    last_step: int = 0  # optimizer steps done in total (this session and the ones before a resume)
+    time_limited: bool = False  # stopped by train.time_limit_minutes before train.steps
 
     @property
     def steps_per_second(self) -> float:
@@ -253,6 +255,8 @@ class Trainer:
         window: dict[str, list[float]] = {}
         history: list[dict[str, float]] = []
         last: dict[str, float] = {}
+        done, time_limited = start, False
+        limit_s = self.cfg.time_limit_minutes * 60.0
         for step in range(start, end):
             lr = self._set_lr(step)
             self.optimizer.zero_grad(set_to_none=True)
@@ -289,15 +293,29 @@ class Trainer:
                             if k != "step":
                                 writer.add_scalar(f"train/{k}", v, done)
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if done % self.cfg.checkpoint_every == 0 or done == self.cfg.steps:
+            # Every rank must take the same decision, or DDP would hang waiting for the ones that stopped.
+            time_limited = limit_s > 0 and done < end and self._agree(time.perf_counter() - t0 > limit_s)
+            if done % self.cfg.checkpoint_every == 0 or done == self.cfg.steps or time_limited:
                 self._save(done)
             bar.update(1)
+            if time_limited:
+                tqdm.write(f"train.time_limit_minutes={self.cfg.time_limit_minutes} reached after step {done}")
+                break
         bar.close()
         if writer is not None:
             writer.close()
         seconds = time.perf_counter() - t0
-        return TrainResult(steps=end - start, final_loss=last.get("loss", float("nan")), seconds=seconds,
-                           data_seconds=data_time, samples=samples, history=history)
+        return TrainResult(steps=done - start, final_loss=last.get("loss", float("nan")), seconds=seconds,
+                           data_seconds=data_time, samples=samples, history=history, last_step=done,
+                           time_limited=time_limited)
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every rank when rank 0 says so (a no-op on one process)."""
+        if self.world_size == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.device)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
 
 
 def _batch_len(batch: Any) -> int:

@@ -95,12 +95,15 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
     ddp_find_unused_parameters: bool = False
+    # Wall-clock budget: stop (with a checkpoint) after this many minutes; 0 = none. Makes a job's duration bounded
+    # on a slow or shared machine at the price of a machine-dependent number of steps (the demo uses it as a cap).
+    time_limit_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "keep_checkpoints", "seed"):
+        for name in ("num_workers", "keep_checkpoints", "seed", "time_limit_minutes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if not self.out_dir:

@@ -53,8 +53,9 @@ class TrainJobConfig:
 
 
 # Keys that may change between a run and its resume: extending a run or changing how it reports is fine.
-_RESUME_MAY_CHANGE = {"train.steps", "train.progress", "train.num_workers", "train.log_every",
-                      "train.checkpoint_every", "train.keep_checkpoints", "train.tensorboard", "train.device"}
+_RESUME_MAY_CHANGE = {"train.steps", "train.time_limit_minutes", "train.progress", "train.num_workers",
+                      "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.tensorboard",
+                      "train.device"}
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -156,7 +157,8 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
         policy.save_pretrained(out / "policy")
         plot_loss_curves(out / "metrics.jsonl", out / "loss.png")
         summary = {
-            "steps_this_session": result.steps, "seconds": round(result.seconds, 2),
+            "steps_this_session": result.steps, "last_step": result.last_step,
+            "stopped_by_time_limit": result.time_limited, "seconds": round(result.seconds, 2),
             "train_steps_per_second": round(result.steps_per_second, 4),
             "train_samples_per_second": round(result.samples / max(result.seconds, 1e-9), 3),
             "data_wait_seconds": round(result.data_seconds, 2),

@@ -3,8 +3,10 @@
     python -m benchmarks.embedded.expert_report --seeds 25 --out expert_report.json
 
 Episode ``i`` of a task uses seed ``i`` and variation ``i % variations`` (as ``benchmarks.generate`` does).
-Results are appended to the JSON-lines file as they finish, and a rerun skips what it already holds.
-Exits non-zero if any expert episode fails.
+Results are appended to the JSON-lines file as they finish, and a rerun skips what it already holds (use a new
+file when changing the noise). Exits non-zero if any expert episode fails. ``--position-noise 0.005
+--rotation-noise 3`` perturbs every expert keypose (deterministically per task and seed): how forgiving each task is
+to an imprecise policy.
 """
 
 from __future__ import annotations
@@ -13,19 +15,35 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from pathlib import Path
 
+import numpy as np
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from benchmarks.embedded.env import EmbeddedEnv
 from benchmarks.embedded.tasks import TASKS
+from benchmarks.protocol import Keypose
 
 
-def run_episode(env: EmbeddedEnv, task: str, seed: int) -> dict:
+def perturb(keypose: Keypose, rng: np.random.Generator, position_std: float, rotation_std_deg: float) -> Keypose:
+    """The keypose with Gaussian position noise (m) and a random rotation (rotation vector, degrees)."""
+    noise = Rotation.from_rotvec(rng.normal(0.0, np.deg2rad(rotation_std_deg), 3))
+    return Keypose(keypose.position + rng.normal(0.0, position_std, 3),
+                   (noise * Rotation.from_quat(keypose.quaternion)).as_quat(),
+                   keypose.gripper_open, keypose.ignore_collisions)
+
+
+def run_episode(env: EmbeddedEnv, task: str, seed: int, position_std: float = 0.0,
+                rotation_std_deg: float = 0.0) -> dict:
     start = time.perf_counter()
     variation = seed % env.variations(task)
     env.reset(task, variation, seed)
     plan = env.expert_keyposes()
+    rng = np.random.default_rng([zlib.crc32(task.encode()), seed, 1])
+    if position_std > 0 or rotation_std_deg > 0:
+        plan = [perturb(k, rng, position_std, rotation_std_deg) for k in plan]
     success, info, steps = False, {}, 0
     for k in plan:
         _, success, done, info = env.step(k)
@@ -56,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=25, help="episodes per task (seeds 0..N-1)")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     p.add_argument("--out", type=Path, default=Path("expert_report.jsonl"))
+    p.add_argument("--position-noise", type=float, default=0.0, help="std of keypose position noise (m)")
+    p.add_argument("--rotation-noise", type=float, default=0.0, help="std of keypose rotation noise (degrees)")
     a = p.parse_args(argv)
+    if a.position_noise < 0 or a.rotation_noise < 0:
+        raise ValueError("--position-noise and --rotation-noise must be >= 0")
     if a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
     tasks = [t for t in a.tasks.split(",") if t]
@@ -69,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     env = EmbeddedEnv()
     with a.out.open("a") as f:
         for task, seed in tqdm(todo, desc="expert episodes"):
-            row = run_episode(env, task, seed)
+            row = run_episode(env, task, seed, a.position_noise, a.rotation_noise)
             rows.append(row)
             f.write(json.dumps(row) + "\n")
             f.flush()
@@ -79,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in rows if not r["success"]]
     for r in failed:
         print(f"FAILED {r['task']} seed {r['seed']} variation {r['variation']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    # With noise, failures measure how forgiving a task is; only noise-free expert failures are errors.
+    return 1 if failed and a.position_noise == 0 and a.rotation_noise == 0 else 0
 
 
 if __name__ == "__main__":

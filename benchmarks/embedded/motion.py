@@ -48,7 +48,7 @@ def solve_ik(sim: Sim, pos: np.ndarray, rot: np.ndarray, seed: np.ndarray, pos_t
         # Damping shrinks as the error does: robust far away, exact convergence close by.
         lam2 = min(0.05, pe + 0.2 * re) ** 2 + 1e-6
         pinv = jac.T @ np.linalg.inv(jac @ jac.T + lam2 * np.eye(6))
-        dq = pinv @ err + 0.05 * (np.eye(7) - pinv @ jac) @ (HOME_QPOS - q)
+        dq = pinv @ err + 0.3 * (np.eye(7) - pinv @ jac) @ (HOME_QPOS - q)
         step = np.max(np.abs(dq))
         if step > 0.3:  # trust region: large steps overshoot near singularities
             dq *= 0.3 / step
@@ -146,6 +146,16 @@ def cartesian_path(sim: Sim, q_start: np.ndarray, p0: np.ndarray, r0: np.ndarray
     return out
 
 
+def _segment(sim: Sim, q_start: np.ndarray, p0: np.ndarray, r0: np.ndarray, p1: np.ndarray, r1: np.ndarray,
+             pos_tol: float, rot_tol: float) -> list[np.ndarray] | None:
+    """A straight tool path, or failing that a joint-space line to an IK solution of the segment's end."""
+    path = cartesian_path(sim, q_start, p0, r0, p1, r1, pos_tol, rot_tol)
+    if path is not None:
+        return path
+    q = ik_any(sim, p1, r1, q_start, pos_tol, rot_tol)
+    return None if q is None else [q]
+
+
 def plan(sim: Sim, pos: np.ndarray, rot: np.ndarray, ignore_collisions: bool, detour_heights: tuple[float, ...],
          z_max: float, pos_tol: float, rot_tol: float, retry_ignoring: bool) -> list[np.ndarray]:
     """Joint waypoints (excluding the current configuration) ending at the keypose.
@@ -172,13 +182,9 @@ def plan(sim: Sim, pos: np.ndarray, rot: np.ndarray, ignore_collisions: bool, de
     for h in detour_heights:
         up_a = np.array([p_now[0], p_now[1], min(max(p_now[2], pos[2]) + h, z_max)])
         up_b = np.array([pos[0], pos[1], up_a[2]])
-        lift = cartesian_path(sim, q_now, p_now, r_now, up_a, r_now, pos_tol, rot_tol)
-        if lift is None:
-            continue
-        move = cartesian_path(sim, lift[-1], up_a, r_now, up_b, rot, pos_tol, rot_tol)
-        if move is None:
-            continue
-        down = cartesian_path(sim, move[-1], up_b, rot, pos, rot, pos_tol, rot_tol)
+        lift = _segment(sim, q_now, p_now, r_now, up_a, r_now, pos_tol, rot_tol)
+        move = None if lift is None else _segment(sim, lift[-1], up_a, r_now, up_b, rot, pos_tol, rot_tol)
+        down = None if move is None else _segment(sim, move[-1], up_b, rot, pos, rot, pos_tol, rot_tol)
         if down is None:
             continue
         path = lift + move + down

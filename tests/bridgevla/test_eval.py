@@ -39,7 +39,8 @@ class FakeEnv:
     def _obs(self) -> Observation:
         from tests.bridgevla.test_data import _camera
 
-        return Observation({"front": _camera(3)} if self.camera else {}, np.array([0, 0, 1.0, 0, 0, 0, 1]), 1.0, np.zeros(7), np.zeros(7), ["reach"],
+        cameras = {"front": _camera(3)} if self.camera else {}
+        return Observation(cameras, np.array([0, 0, 1.0, 0, 0, 0, 1]), 1.0, np.zeros(7), np.zeros(7), ["reach"],
                            task=self.task)
 
     def reset(self, task: str, variation: int, seed: int) -> Observation:

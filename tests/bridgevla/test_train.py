@@ -110,6 +110,21 @@ def test_resume_without_rng_state_would_diverge(tmp_path):
     assert not all(torch.equal(x, y) for x, y in zip(full.state_dict().values(), m2.state_dict().values()))
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_same_run(tmp_path):
+    torch.manual_seed(0)
+    full = TinyNet()
+    Trainer(full, SeededSource(), _cfg(tmp_path / "a"), OPTIM).fit()
+    torch.manual_seed(0)
+    m = TinyNet()
+    res = Trainer(m, SeededSource(), _cfg(tmp_path / "b", time_limit_minutes=1e-9), OPTIM).fit()
+    assert res.time_limited and res.last_step == 1
+    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step_0000001"
+    m2 = TinyNet()
+    res2 = Trainer(m2, SeededSource(), _cfg(tmp_path / "b"), OPTIM).fit(resume=True)
+    assert not res2.time_limited and res2.last_step == 8 and res2.steps == 7
+    assert all(torch.equal(x, y) for x, y in zip(full.state_dict().values(), m2.state_dict().values()))
+
+
 def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path):
     Trainer(TinyNet(), SeededSource(), _cfg(tmp_path, steps=3), OPTIM).fit()
     with pytest.raises(ValueError, match="resume"):
@@ -226,6 +241,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
         (TrainConfig, {"device": "tpu"}, "train.device"),
         (TrainConfig, {"precision": "fp8"}, "precision"),
         (TrainConfig, {"stepz": 3}, "stepz"),
+        (TrainConfig, {"time_limit_minutes": -1}, "train.time_limit_minutes"),
         (LoraConfig, {"rank": 0}, "lora.rank"),
     ],
 )

@@ -1,0 +1,35 @@
+"""The bridgevla console script: flags map to config keys, errors are one line with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridgevla.cli import build_parser, main
+from bridgevla.demo import main as demo_main
+
+
+def test_eval_flags_become_config_overrides_and_run_the_baselines(tmp_path, capsys):
+    rc = main(["eval", "--benchmark", "tests.bridgevla.test_eval:make_fake_env", "--agents", "random,expert",
+               "--tasks", "reach_red", "--episodes", "3", "--seeds", "0,1", "--out", str(tmp_path), "progress=false"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| reach_red | 0.0 ± 0.0 | 100.0 ± 0.0 |" in out
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res == {"random": {"reach_red": 0.0, "mean": 0.0}, "expert": {"reach_red": 1.0, "mean": 1.0}}
+    assert len((tmp_path / "episodes.jsonl").read_text().splitlines()) == 2 * 3 * 2
+
+
+def test_unknown_subcommand_and_missing_arguments_exit_nonzero():
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["fly"])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize(("args", "key"), [(["tasks=[]"], "demo.tasks"), (["demos_per_task=0"], "demo.demos_per_task"),
+                                           (["min_success=2"], "demo.min_success"), (["job.optim.lr=0"], "optim.lr"),
+                                           (["eval.episodez=3"], "eval.episodez")])
+def test_demo_config_errors_name_the_key(args, key, capsys):
+    assert demo_main(args) == 2
+    assert key in capsys.readouterr().err
