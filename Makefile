@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all lint bench demos
+.PHONY: install system-libs test test-all lint bench demos tasks-report tasks-gallery
 EPISODES ?= 10
 WORKERS ?= 1
 
@@ -36,7 +36,16 @@ lint:
 bench:
 	$(PY) -m benchmarks.speed.render
 	$(PY) -m benchmarks.speed.generate
+	$(PY) -m benchmarks.speed.simulation
 
 # Expert demos for every embedded task into data/demos (resumable; exits 1 if any expert episode fails).
 demos:
 	$(PY) -m benchmarks.generate --out data/demos --episodes $(EPISODES) --workers $(WORKERS)
+
+# Expert success of every embedded task over 100 seeds (resumable; exits 1 on any failure).
+tasks-report:
+	$(PY) -m benchmarks.embedded.expert_report --seeds 100 --out expert_report.jsonl
+
+# The per-task pictures in docs/tasks.md.
+tasks-gallery:
+	$(PY) -m benchmarks.embedded.gallery --out docs/images/tasks

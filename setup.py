@@ -4,7 +4,7 @@ Versions are pinned deliberately (docs/DEPENDENCIES.md says why each library is 
 torch 2.13.0 has a CPU wheel that installs offline on our CI machines and the code runs unchanged on CUDA builds.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 CORE = [
     "torch==2.13.0",
@@ -36,14 +36,8 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "bridgevla",
-        "rendering",
-        "pretrain",
-        "benchmarks",
-        "benchmarks.speed",
-    ],
-    package_data={"benchmarks": ["embedded/assets/**/*"], "bridgevla": ["configs/*.yaml"]},
+    packages=find_packages(include=["bridgevla*", "rendering*", "pretrain*", "benchmarks*"]),
+    package_data={"bridgevla": ["configs/*.yaml"]},
     include_package_data=True,
     install_requires=CORE,
     extras_require=EXTRAS,

@@ -37,9 +37,9 @@ class PolicyBatch:
     target_ignore_collisions: Tensor | None = None  # (B,) float 0/1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.points, Tensor) or self.points.ndim != 3 or self.points.shape[2] != 3:
+            raise ValueError(f"points must be a (B, N, 3) tensor, got {getattr(self.points, 'shape', self.points)}")
         b, n = self.points.shape[:2]
-        if self.points.ndim != 3 or self.points.shape[2] != 3:
-            raise ValueError(f"points must be (B, N, 3), got {tuple(self.points.shape)}")
         if self.colors.shape != self.points.shape:
             raise ValueError(f"colors must be {tuple(self.points.shape)}, got {tuple(self.colors.shape)}")
         if self.mask.shape != (b, n) or self.mask.dtype != torch.bool:

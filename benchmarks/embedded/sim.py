@@ -33,12 +33,6 @@ class Grasp:
     axis: np.ndarray | None = None  # joint axis in world at grasp time
 
 
-def _quat_to_mat(q_wxyz: np.ndarray) -> np.ndarray:
-    m = np.zeros(9)
-    mujoco.mju_quat2Mat(m, q_wxyz)
-    return m.reshape(3, 3)
-
-
 def _mat_to_quat(m: np.ndarray) -> np.ndarray:
     q = np.zeros(4)
     mujoco.mju_mat2Quat(q, np.ascontiguousarray(m, dtype=np.float64).reshape(9))

@@ -42,6 +42,8 @@ def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0
 def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, compile_: bool = False) -> None:
     torch.manual_seed(0)
     policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
+    if preset == "paligemma-3b-224":
+        policy.freeze(vision_tower=True, embeddings=True)  # the reference's frozen set, for a realistic step
     params = sum(p.numel() for p in policy.parameters()) / 1e6
     label = f"{preset} ({params:.1f} M, {dtype}{', compiled' if compile_ else ''})"
     if compile_:

@@ -87,3 +87,21 @@ def test_expert_succeeds_on_every_variation(env, task):
     for v in range(env.variations(task)):
         success, _, info = expert_episode(env, task, v, 100 + v)
         assert success, f"{task} v{v}: {info}"
+
+
+def test_expert_report_writes_resumes_and_flags_failures(tmp_path, capsys):
+    from benchmarks.embedded import expert_report
+
+    out = tmp_path / "report.jsonl"
+    assert expert_report.main(["--seeds", "2", "--tasks", "slide_block", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2
+    assert "| slide_block |" in capsys.readouterr().out
+    # A rerun with more seeds only runs the missing ones.
+    assert expert_report.main(["--seeds", "3", "--tasks", "slide_block", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 3
+    # A recorded failure makes the exit status non-zero.
+    rows = out.read_text().splitlines()
+    out.write_text("\n".join(rows[:-1] + [rows[-1].replace('"success": true', '"success": false')]) + "\n")
+    assert expert_report.main(["--seeds", "3", "--tasks", "slide_block", "--out", str(out)]) == 1
+    with pytest.raises(ValueError, match="tasks"):
+        expert_report.main(["--tasks", "nope", "--out", str(out)])

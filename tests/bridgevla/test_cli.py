@@ -33,3 +33,22 @@ def test_unknown_subcommand_and_missing_arguments_exit_nonzero():
 def test_demo_config_errors_name_the_key(args, key, capsys):
     assert demo_main(args) == 2
     assert key in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
+    """The `make demo` pipeline at toy size: demos -> tiny policy -> table + JSON; a re-run redoes nothing."""
+    args = [f"out_dir={tmp_path}", "tasks=[lift_block,slide_block]", "demos_per_task=2", "job.model.preset=tiny",
+            "job.train.steps=3", "job.train.progress=false", "eval.episodes=2", "eval.workers=1"]
+    assert demo_main(args) == 0
+    result = json.loads((tmp_path / "demo_results.json").read_text())
+    assert set(result) == {"lift_block", "slide_block", "mean"} and all(0 <= v <= 1 for v in result.values())
+    table = (tmp_path / "eval" / "results.md").read_text()
+    assert "| task | policy | random | expert |" in table
+    expert = json.loads((tmp_path / "eval" / "results.json").read_text())["expert"]
+    assert expert["mean"] == 1.0
+    lines = (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()
+    capsys.readouterr()
+    assert demo_main(args) == 0
+    assert "policy already trained" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines() == lines  # nothing re-evaluated

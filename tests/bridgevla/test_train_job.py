@@ -76,6 +76,22 @@ def test_eval_of_a_trained_policy_writes_its_table_and_strips(demos, tmp_path):
     assert w > h  # one column of (stage 1 over stage 2) per executed keypose
 
 
+def test_init_checkpoint_loads_backbone_and_heatmap_head_only(demos, tmp_path):
+    from bridgevla.train_job import build_policy
+
+    run_training(_cfg(demos, tmp_path / "pre", "train.steps=2"))
+    saved = load_file(str(tmp_path / "pre" / "policy" / "model.safetensors"))
+    torch.manual_seed(123)  # a different random init than the saved policy's
+    policy = build_policy(_cfg(demos, tmp_path / "ft", f"init.checkpoint={tmp_path / 'pre' / 'policy'}"),
+                          torch.device("cpu"))
+    own = policy.state_dict()
+    loaded = [k for k in saved if k.startswith(("backbone.", "heatmap_head."))]
+    assert loaded and all(torch.equal(own[k], saved[k]) for k in loaded)
+    assert any(not torch.equal(own[k], saved[k]) for k in saved if k.startswith("action_head."))
+    with pytest.raises(ValueError, match="init.checkpoint"):
+        _cfg(demos, tmp_path, f"init.checkpoint={tmp_path / 'nope'}")
+
+
 def test_resume_with_another_config_is_refused_by_key(demos, tmp_path):
     run_training(_cfg(demos, tmp_path), stop_after=2)
     with pytest.raises(ValueError, match=r"optim.lr"):

@@ -123,10 +123,6 @@ def body_pos(sim: Sim, body: str) -> np.ndarray:
     return sim.data.xpos[sim.body_id(body)].copy()
 
 
-def colour_phrase(colour: str) -> str:
-    return colour
-
-
 def block_xml(name: str, half: float, mass: float = 0.1, friction: float | None = None,
               rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> str:
     """A free cube. ``friction`` (with contact priority, so it wins over the table's) makes a block that is
