@@ -47,12 +47,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         text_intermediate_size=128, vocab_size=2048,
         head_hidden_size=32, action_hidden_sizes=[128, 64],
     ),
-    # Learns on a CPU in minutes: 128 px views (7.8 mm per pixel in stage 1, 2 mm in stage 2 with the default
-    # bounds) cut into 16 px patches, so each view is an 8x8 token grid and a prompt is ~200 tokens.
+    # Learns on a CPU in minutes: 96 px views (1 cm per pixel in stage 1, 2.6 mm in stage 2 with the default
+    # bounds) cut into 16 px patches, so each view is a 6x6 token grid and a prompt is ~120 tokens. Four narrow
+    # language layers: grounding a colour word among look-alike objects is what is slow to learn from scratch, and
+    # depth there helped most per second of CPU (docs/model.md has the measurements).
     "small": dict(
-        image_size=128, patch_size=16,
+        image_size=96, patch_size=16,
         vision_hidden_size=128, vision_layers=3, vision_heads=4, vision_intermediate_size=256,
-        text_hidden_size=128, text_layers=2, text_heads=4, text_kv_heads=1, text_head_dim=32,
+        text_hidden_size=128, text_layers=4, text_heads=8, text_kv_heads=1, text_head_dim=16,
         text_intermediate_size=256, vocab_size=2048,
         head_hidden_size=64, action_hidden_sizes=[256, 128],
     ),

@@ -55,12 +55,13 @@ class SampleRef:
 def _target_keypose(ep: Episode, j: int) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(position, quaternion xyzw, gripper_open, ignore_collisions) of keyframe ``j``. Our demos store the scripted
     expert's commanded keyposes, one per keyframe; otherwise the recorded pose at the keyframe is the target and
-    ignore_collisions comes from an ``ignore_collisions`` low-dim stream when there is one (RLBench/PerAct)."""
+    ignore_collisions comes from the ``rlbench.ignore_collisions`` (or ``ignore_collisions``) low-dim stream when
+    there is one (RLBench/PerAct), else 0."""
     if len(ep.keyposes) == len(ep.keyframes):
         k = ep.keyposes[j]
         return k.position, k.quaternion, float(k.gripper_open), float(k.ignore_collisions)
     tick = ep.keyframes[j]
-    ignore = ep.extra_lowdim.get("ignore_collisions")
+    ignore = ep.extra_lowdim.get("rlbench.ignore_collisions", ep.extra_lowdim.get("ignore_collisions"))
     return (ep.gripper_pose[tick, :3], ep.gripper_pose[tick, 3:], float(ep.gripper_open[tick]),
             float(np.asarray(ignore).reshape(-1)[tick]) if ignore is not None else 0.0)
 

@@ -124,3 +124,16 @@ def test_missing_dataset_and_tasks_are_clear_errors(tmp_path):
 def test_bad_data_config_names_the_key(data, key):
     with pytest.raises(ConfigError, match=key):
         from_dict(DataConfig, data)
+
+
+def test_episodes_without_one_keypose_per_keyframe_use_the_recorded_pose_and_stream_flag():
+    from bridgevla.data import _target_keypose
+
+    ep = make_episode("t", 0, [5, 12, 20], [0, 5, 10, 12, 15, 20], 21)
+    ep.keyposes = ep.keyposes[:1]
+    ep.gripper_pose[12] = [0.3, 0.2, 1.1, 0, 0, 1, 0]
+    ep.gripper_open[12] = 0.0
+    ep.extra_lowdim["rlbench.ignore_collisions"] = (np.arange(21) == 12).astype(float)[:, None]
+    pos, quat, grip, ignore = _target_keypose(ep, 1)
+    assert np.allclose(pos, [0.3, 0.2, 1.1]) and np.allclose(quat, [0, 0, 1, 0]) and grip == 0.0 and ignore == 1.0
+    assert _target_keypose(ep, 2)[3] == 0.0
