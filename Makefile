@@ -37,6 +37,7 @@ bench:
 	$(PY) -m benchmarks.speed.render
 	$(PY) -m benchmarks.speed.generate
 	$(PY) -m benchmarks.speed.simulation
+	$(PY) -m benchmarks.speed.policy
 
 # Expert demos for every embedded task into data/demos (resumable; exits 1 if any expert episode fails).
 demos:

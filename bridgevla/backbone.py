@@ -8,8 +8,10 @@ tokens see the instruction; a test checks it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -81,6 +83,23 @@ def resolve_from_hf(config: BridgeVLAConfig, hf: PaliGemmaConfig) -> BridgeVLACo
     return dataclasses.replace(config, **actual)
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _build(hf: PaliGemmaConfig, dtype: torch.dtype) -> PaliGemmaForConditionalGeneration:
+    """Random-init model created directly in ``dtype``: the 3B size never exists in float32 (13 GB) on the way."""
+    with _default_dtype(dtype):
+        model = PaliGemmaForConditionalGeneration(hf)
+    return model.to(dtype)  # anything created with an explicit dtype
+
+
 def build_backbone_parts(
     config: BridgeVLAConfig,
     hf_config_json: dict | None = None,
@@ -100,7 +119,7 @@ def build_backbone_parts(
             raise ValueError("tokenizer is required with hf_config_json")
         hf = PaliGemmaConfig.from_dict(hf_config_json)
         hf._attn_implementation = config.attn_implementation
-        model = PaliGemmaForConditionalGeneration(hf)
+        model = _build(hf, dtype)
         return model.to(dtype), tokenizer, config
     if config.backbone_path:
         path = Path(config.backbone_path)
@@ -124,7 +143,7 @@ def build_backbone_parts(
     tok = tokenizer or build_offline_tokenizer(config.tokenizer_vocab_size, config.tokenizer_extra_text)
     hf = paligemma_config(config, tok)
     hf._attn_implementation = config.attn_implementation
-    model = PaliGemmaForConditionalGeneration(hf)
+    model = _build(hf, dtype)
     return model.to(dtype), tok, dataclasses.replace(config, vocab_size=hf.text_config.vocab_size)
 
 

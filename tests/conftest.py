@@ -4,6 +4,13 @@ import pytest
 
 # Headless MuJoCo rendering: EGL works on CPU (Mesa llvmpipe) and GPU alike.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# One intra-op thread per test process: the suite runs one process per core (pytest -n 2), and oversubscribed torch
+# threads on a small machine are many times slower than one thread each (docs/PERFORMANCE.md).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_addoption(parser):
