@@ -82,7 +82,8 @@ def render(
             index=torch.full((b, v, s, s), -1, dtype=torch.long, device=dev),
         )
 
-    keep = torch.isfinite(points).all(-1) & (points.abs() <= 1.0).all(-1)
+    # NaN compares False and inf is out of range, so one comparison also drops non-finite points.
+    keep = (points.abs() <= 1.0).all(-1)
     if mask is not None:
         keep &= mask
     # Dropped points still get projected (NaN/far pixels are harmless): they are routed to a spare slot below.
@@ -104,18 +105,21 @@ def render(
         keys = _splat(keys, pts.reshape(b * n, 3), v, s, splat_radius * s / 2.0)
 
     valid = keys != _NO_POINT
-    # Flat point ids b * n + i; empty pixels read an all-zero row appended to the table (black, xyz 0).
-    winner = torch.where(valid, keys & _ID_MASK, torch.full_like(keys, b * n))
-    table = torch.cat([features.reshape(b * n, c), pts.reshape(b * n, 3).to(features.dtype)], dim=1)
-    table = torch.cat([table, table.new_zeros(1, c + 3)])
-    shown = table.index_select(0, winner.view(-1)).view(b, v, s, s, c + 3).permute(0, 1, 4, 2, 3)
+    winner = torch.where(valid, keys & _ID_MASK, 0)  # flat point ids b * n + i (0 where empty, masked below)
     valid = valid.view(b, v, s, s)
-    xyz = shown[:, :, c:].to(points.dtype)
+
+    def gather(table: Tensor) -> Tensor:
+        out = table.index_select(0, winner.view(-1)).view(b, v, s, s, -1).permute(0, 1, 4, 2, 3)
+        # Empty pixels read point 0, which may be a dropped (NaN) point: overwrite with black / xyz 0.
+        return torch.where(valid[:, :, None], out, 0.0)
+
+    xyz = gather(pts.reshape(b * n, 3))
+    features_shown = gather(features.reshape(b * n, c))
     # Depth of the shown point in its view: 1 + forward . p (the view matrix's last row).
     fwd = view_matrices(points.dtype, dev)[:, 2]  # (V, 3)
     depth = 1.0 + torch.einsum("vk,bvkhw->bvhw", fwd, xyz)
     return Rendered(
-        features=shown[:, :, :c],
+        features=features_shown,
         depth=torch.where(valid, depth, torch.full_like(depth, -1.0)),
         xyz=xyz,
         valid=valid,
