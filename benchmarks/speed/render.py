@@ -29,16 +29,17 @@ def main(argv: list[str] | None = None) -> None:
             pts = (torch.rand(1, n, 3, generator=g) * 2 - 1).to(dev)
             pts[:, : n // 2, 2] = -0.5 + 0.01 * pts[:, : n // 2, 2]
             feats = torch.rand(1, n, 3, generator=g).to(dev)
-            ms = time_ms(lambda: render(pts, feats, image_size=args.image_size), dev, repeats=args.repeats)
+            ms = time_ms(lambda pts=pts, feats=feats: render(pts, feats, image_size=args.image_size), dev,
+                         repeats=args.repeats)
             print(f"| {dev} | render 3 views, {n:,} points, {args.image_size}² | {ms:.1f} |", flush=True)
         target = torch.tensor([[0.1, -0.3, 0.5]], device=dev)
         heat = gaussian_targets(target, args.image_size)
-        ms = time_ms(lambda: fuse_heatmaps(heat, grid_res=args.image_size), dev, repeats=args.repeats)
+        ms = time_ms(lambda heat=heat: fuse_heatmaps(heat, grid_res=args.image_size), dev, repeats=args.repeats)
         print(f"| {dev} | fusion decode, grid {args.image_size}³, peaked heatmaps | {ms:.1f} |")
         flat = torch.full_like(heat, 1.0 / args.image_size**2)
-        ms = time_ms(lambda: fuse_heatmaps(flat, grid_res=args.image_size), dev, repeats=3)
+        ms = time_ms(lambda flat=flat: fuse_heatmaps(flat, grid_res=args.image_size), dev, repeats=3)
         print(f"| {dev} | fusion decode, grid {args.image_size}³, uniform heatmaps (worst case) | {ms:.1f} |")
-        ms = time_ms(lambda: soft_fuse_heatmaps(heat), dev, repeats=args.repeats)
+        ms = time_ms(lambda heat=heat: soft_fuse_heatmaps(heat), dev, repeats=args.repeats)
         print(f"| {dev} | soft-argmax decode | {ms:.2f} |", flush=True)
 
 
