@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all lint bench demos tasks-report tasks-gallery
+.PHONY: install system-libs test test-all lint bench demos demo tasks-report tasks-gallery
 EPISODES ?= 10
 WORKERS ?= 1
 
@@ -50,3 +50,7 @@ tasks-report:
 # The per-task pictures in docs/tasks.md.
 tasks-gallery:
 	$(PY) -m benchmarks.embedded.gallery --out docs/images/tasks
+
+# The main job: demos -> train the small preset on CPU -> evaluate with baselines (bridgevla/configs/demo.yaml).
+demo:
+	$(PY) -m bridgevla.demo
