@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all lint bench demos demo tasks-report tasks-gallery
+.PHONY: install system-libs test test-all lint bench demos demo eval-embedded tasks-report tasks-gallery
+CHECKPOINT ?= runs/demo/train/policy
 EPISODES ?= 10
 WORKERS ?= 1
 
@@ -54,3 +55,7 @@ tasks-gallery:
 # The main job: demos -> train the small preset on CPU -> evaluate with baselines (bridgevla/configs/demo.yaml).
 demo:
 	$(PY) -m bridgevla.demo
+
+# Evaluate a trained policy (and the baselines) on the embedded benchmark: make eval-embedded CHECKPOINT=dir
+eval-embedded:
+	$(PY) -m bridgevla.cli eval --config bridgevla/configs/eval_embedded.yaml --checkpoint $(CHECKPOINT)

@@ -109,9 +109,10 @@ def render(
     valid = valid.view(b, v, s, s)
 
     def gather(table: Tensor) -> Tensor:
-        out = table.index_select(0, winner.view(-1)).view(b, v, s, s, -1).permute(0, 1, 4, 2, 3)
-        # Empty pixels read point 0, which may be a dropped (NaN) point: overwrite with black / xyz 0.
-        return torch.where(valid[:, :, None], out, 0.0)
+        out = table.index_select(0, winner.view(-1)).view(b, v, s, s, -1)
+        # Empty pixels read point 0, which may be a dropped (NaN) point: overwrite with black / xyz 0 (before the
+        # permute, while the memory is contiguous).
+        return out.masked_fill_(~valid[..., None], 0.0).permute(0, 1, 4, 2, 3)
 
     xyz = gather(pts.reshape(b * n, 3))
     features_shown = gather(features.reshape(b * n, c))
