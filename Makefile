@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all lint bench demos demo eval-embedded tasks-report tasks-gallery
+.PHONY: install system-libs test test-all test-slow lint bench demos demo eval-embedded tasks-report tasks-gallery
 CHECKPOINT ?= runs/demo/train/policy
 EPISODES ?= 10
 WORKERS ?= 1
@@ -30,6 +30,9 @@ test:
 
 test-all:
 	$(PY) -m pytest -q -n 2 --runslow tests
+
+test-slow:
+	$(PY) -m pytest -q -n 2 --runslow -m slow tests
 
 lint:
 	$(VENV)/bin/ruff check .
