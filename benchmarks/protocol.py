@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
+import torch
+
+from rendering.cameras import depth_to_world
 
 MAX_EPISODE_KEYPOSES = 25
 
@@ -46,15 +49,11 @@ class CameraFrame:
         Pixels without a depth return NaN points, so that callers can keep the image layout and drop them
         in one place (the cropping step), rather than each caller inventing its own filter.
         """
-        h, w = self.depth.shape
-        fx, fy = self.intrinsics[0, 0], self.intrinsics[1, 1]
-        cx, cy = self.intrinsics[0, 2], self.intrinsics[1, 2]
-        v, u = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-        d = self.depth.astype(np.float64)
-        cam = np.stack([(u - cx) * d / fx, (v - cy) * d / fy, d], axis=-1).reshape(-1, 3)
-        world = cam @ self.extrinsics[:3, :3].T + self.extrinsics[:3, 3]
-        bad = ~np.isfinite(d.reshape(-1)) | (d.reshape(-1) <= 0)
-        world[bad] = np.nan
+        world = depth_to_world(
+            torch.from_numpy(np.asarray(self.depth, dtype=np.float64)),
+            torch.from_numpy(np.asarray(self.intrinsics, dtype=np.float64)),
+            torch.from_numpy(np.asarray(self.extrinsics, dtype=np.float64)),
+        ).numpy()
         return world.astype(np.float32), self.rgb.reshape(-1, 3)
 
 

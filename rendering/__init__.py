@@ -11,6 +11,7 @@ from rendering.bounds import (
     world_to_cube,
     zoom,
 )
+from rendering.cameras import depth_to_world
 from rendering.heatmaps import (
     fuse_heatmaps,
     gaussian_targets,
@@ -43,6 +44,7 @@ __all__ = [
     "bins_to_quaternion",
     "crop_to_bounds",
     "cube_to_world",
+    "depth_to_world",
     "euler_to_quaternion",
     "fuse_heatmaps",
     "gaussian_targets",
