@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.dataset import Episode, list_episodes, load_episode
 from bridgevla.batch import PolicyBatch, collate
-from bridgevla.preprocess import observation_cloud
+from bridgevla.preprocess import observation_cloud, subsample_cloud
 
 
 @dataclass
@@ -33,14 +33,13 @@ class DataConfig:
     episodes_per_task: int = 0  # use the first N episodes of each task; 0: all
     augmentation_every: int = 10  # demo augmentation stride in frames; 0: keyframe starts only
     cameras: list[str] = field(default_factory=list)  # empty: every camera of the episode
-    max_points: int = 0  # random subset of the cropped cloud per sample; 0: keep all points
     instruction: Literal["random", "first"] = "random"  # which phrasing of the variation's instruction to train on
     cache: bool = True  # keep each start frame's cropped cloud in memory after its first decode
 
     def __post_init__(self) -> None:
         if not self.root:
             raise ValueError("data.root must name a dataset folder")
-        for name in ("episodes_per_task", "augmentation_every", "max_points"):
+        for name in ("episodes_per_task", "augmentation_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -84,7 +83,8 @@ def sample_refs(ep: Episode, episode_index: int, augmentation_every: int) -> lis
 class KeyframeDataset(Dataset):
     """Indexed by ``(micro_step, slot)`` keys (see module doc); ``len`` is the number of distinct samples."""
 
-    def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0) -> None:
+    def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0) -> None:
+        """``max_points``: the policy's point budget (``BridgeVLAConfig.max_points``), applied per sample."""
         from pathlib import Path
 
         root = Path(cfg.root)
@@ -94,7 +94,9 @@ class KeyframeDataset(Dataset):
         tasks = list(cfg.tasks) or sorted(p.name for p in root.iterdir() if p.is_dir())
         if not tasks:
             raise ValueError(f"data.root: {root} holds no task folders")
-        self.cfg, self.bounds, self.seed = cfg, list(bounds), seed
+        if max_points < 0:
+            raise ValueError(f"max_points must be >= 0, got {max_points}")
+        self.cfg, self.bounds, self.seed, self.max_points = cfg, list(bounds), seed, max_points
         self.tasks = tasks
         self.episodes: list[Episode] = []
         self.by_task: list[list[SampleRef]] = []
@@ -135,9 +137,7 @@ class KeyframeDataset(Dataset):
     def sample(self, ref: SampleRef, rng: np.random.Generator) -> dict[str, Any]:
         ep = self.episodes[ref.episode]
         points, colors = self.cloud(ref)
-        if self.cfg.max_points and points.shape[0] > self.cfg.max_points:
-            keep = np.sort(rng.choice(points.shape[0], self.cfg.max_points, replace=False))
-            points, colors = points[keep], colors[keep]
+        points, colors = subsample_cloud(points, colors, self.max_points, rng)
         pos, quat, grip, ignore = _target_keypose(ep, ref.target)
         text = ep.instructions[0] if self.cfg.instruction == "first" else \
             ep.instructions[int(rng.integers(len(ep.instructions)))]

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -35,7 +36,7 @@ from bridgevla.checkpoint import (
 from bridgevla.config import BridgeVLAConfig
 from bridgevla.heads import ActionHead, ConvexUpsampleHead, heatmap_probs, soft_cross_entropy
 from bridgevla.prediction import Prediction
-from bridgevla.preprocess import as_bounds, observation_cloud
+from bridgevla.preprocess import as_bounds, observation_cloud, subsample_cloud
 from bridgevla.tokenizer import encode_prompts
 from rendering import (
     NUM_VIEWS,
@@ -84,7 +85,8 @@ class BridgeVLAPolicy(nn.Module):
             self.bounds = as_bounds(resolved.bounds)
             self.backbone = Backbone(model, resolved)
             d = self.backbone.hidden_size
-            self.heatmap_head = ConvexUpsampleHead(d, resolved.head_hidden_size, resolved.patch_size)
+            self.heatmap_head = ConvexUpsampleHead(d, resolved.head_hidden_size, resolved.patch_size,
+                                                   resolved.heatmap_pixel_channels, resolved.num_view_channels)
             self.action_head = ActionHead(
                 d, NUM_VIEWS, list(resolved.action_hidden_sizes), resolved.num_rotation_bins,
                 resolved.rotation_pe_frequencies,
@@ -134,7 +136,8 @@ class BridgeVLAPolicy(nn.Module):
         """Views (B, V, C, S, S) → token grids (B, V, D, g, g) and heatmap logits (B, V, S, S) (float32)."""
         feats = self.backbone(views, input_ids, attention_mask)
         b, v = feats.shape[:2]
-        logits = self.heatmap_head(feats.flatten(0, 1)).float()
+        images = self.backbone.normalise(views.flatten(0, 1)) if self.config.heatmap_pixel_channels else None
+        logits = self.heatmap_head(feats.flatten(0, 1), images).float()
         return feats, logits.view(b, v, *logits.shape[-2:])
 
     def heatmap_logits_2d(self, images: Tensor, instructions: Sequence[str]) -> Tensor:
@@ -247,6 +250,8 @@ class BridgeVLAPolicy(nn.Module):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
             points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
+            # The training point budget, with a fixed seed: the same observation always gives the same keypose.
+            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(i))
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

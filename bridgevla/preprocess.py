@@ -64,6 +64,21 @@ def prepare_cloud(
     return (p.numpy(), c.numpy()) if is_np else (p, c)
 
 
+def subsample_cloud(
+    points: np.ndarray, colors: np.ndarray, max_points: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random subset of ``max_points`` points (order kept), or the cloud itself when it is no larger or
+    ``max_points`` is 0. The policy's point budget (``BridgeVLAConfig.max_points``): training and ``act()`` both apply
+    it, so the rendered views have the same density in both (a dense test cloud after sparse training clouds is a
+    distribution shift the model never saw)."""
+    if max_points < 0:
+        raise ValueError(f"max_points must be >= 0, got {max_points}")
+    if not max_points or points.shape[0] <= max_points:
+        return points, colors
+    keep = np.sort(rng.choice(points.shape[0], max_points, replace=False))
+    return points[keep], colors[keep]
+
+
 def observation_cloud(
     observation: Observation, bounds: SceneBounds | Sequence[float], cameras: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ def test_samples_carry_the_cloud_of_their_start_frame_and_the_next_keypose(tmp_p
 
 def test_task_uniform_sampling_and_determinism(tmp_path):
     write_dataset(tmp_path / "d", {"big": 3, "small": 1})
-    ds = KeyframeDataset(DataConfig(root=str(tmp_path / "d"), max_points=50), BOUNDS, seed=3)
+    ds = KeyframeDataset(DataConfig(root=str(tmp_path / "d")), BOUNDS, seed=3, max_points=50)
     assert ds.samples_per_task() == {"big": 12, "small": 4}
     tasks = [ds[(k, j)]["task"] for k in range(250) for j in range(4)]
     frac = tasks.count("small") / len(tasks)
@@ -87,13 +87,13 @@ def test_task_uniform_sampling_and_determinism(tmp_path):
     a, b = ds[(7, 1)], ds[(7, 1)]
     assert a["points"].shape == (50, 3)
     assert all(np.array_equal(a[k], b[k]) for k in ("points", "colors", "target_position"))
-    other = KeyframeDataset(DataConfig(root=str(tmp_path / "d"), max_points=50), BOUNDS, seed=4)
+    other = KeyframeDataset(DataConfig(root=str(tmp_path / "d")), BOUNDS, seed=4, max_points=50)
     assert any(not np.array_equal(ds[(k, 0)]["points"], other[(k, 0)]["points"]) for k in range(5))
 
 
 def test_loader_batches_are_the_same_with_workers_and_after_a_restart(tmp_path):
     write_dataset(tmp_path, {"a": 1, "b": 1})
-    ds = KeyframeDataset(DataConfig(root=str(tmp_path), max_points=40), BOUNDS, seed=0)
+    ds = KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS, seed=0, max_points=40)
     it0 = KeyframeBatches(ds, batch_size=3, num_workers=0).iterate(0)
     serial = [next(it0) for _ in range(4)]
     it2 = KeyframeBatches(ds, batch_size=3, num_workers=2).iterate(2)
@@ -118,7 +118,6 @@ def test_missing_dataset_and_tasks_are_clear_errors(tmp_path):
 
 
 @pytest.mark.parametrize(("data", "key"), [({"augmentation_every": -1}, "data.augmentation_every"),
-                                           ({"max_points": -5}, "data.max_points"),
                                            ({"root": ""}, "data.root"),
                                            ({"instruction": "all"}, "instruction")])
 def test_bad_data_config_names_the_key(data, key):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bridgevla.batch import PolicyBatch, collate
-from bridgevla.preprocess import observation_cloud, prepare_cloud
+from bridgevla.preprocess import observation_cloud, prepare_cloud, subsample_cloud
 from rendering import SceneBounds
 from tests.bridgevla.model_helpers import overhead_observation
 
@@ -102,3 +102,15 @@ def test_collate_errors():
     with pytest.raises(ValueError, match="target_quaternion"):
         PolicyBatch(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), ["x"],
                     target_quaternion=torch.zeros(1, 3))
+
+
+def test_subsample_cloud_keeps_order_and_pairs():
+    pts = np.arange(30, dtype=np.float32).reshape(10, 3)
+    cols = pts / 100
+    p, c = subsample_cloud(pts, cols, 4, np.random.default_rng(0))
+    assert p.shape == (4, 3) and np.array_equal(c, p / 100)  # colours stay with their points
+    assert np.all(np.diff(p[:, 0]) > 0)  # original order kept
+    same, _ = subsample_cloud(pts, cols, 0, np.random.default_rng(0))
+    assert same is pts and subsample_cloud(pts, cols, 10, np.random.default_rng(0))[0] is pts
+    with pytest.raises(ValueError, match="max_points"):
+        subsample_cloud(pts, cols, -1, np.random.default_rng(0))

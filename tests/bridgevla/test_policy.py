@@ -230,6 +230,23 @@ def test_cuda_matches_cpu():
     assert gpu.compute_loss(batch)["loss"].device.type == "cuda"
 
 
+def test_act_applies_the_training_point_budget():
+    """max_points is the policy's: act() renders the same sparse clouds as training (a seeded random subset), so
+    a policy trained on subsampled clouds never meets denser views at test time."""
+    policy = tiny_policy(seed=9, max_points=100)
+    obs = overhead_observation(seed=3)
+    p, c = observation_cloud(obs, policy.bounds)
+    assert len(p) > 100
+    keep = np.sort(np.random.default_rng(0).choice(len(p), 100, replace=False))
+    ref = policy.predict(collate([{"points": p[keep], "colors": c[keep], "instruction": obs.instructions[0]}]))
+    key, pred = policy.act(obs, return_prediction=True)
+    np.testing.assert_allclose(key.position, ref.position[0].numpy(), atol=1e-6)
+    torch.testing.assert_close(pred.views[0], ref.views[0])
+    full = policy.predict(collate([{"points": p, "colors": c, "instruction": obs.instructions[0]}]))
+    assert not torch.equal(pred.views[0], full.views[0])  # the budget really thinned the rendered views
+    np.testing.assert_allclose(policy.act(obs).position, key.position)  # deterministic
+
+
 def test_act_uses_the_configured_cameras():
     policy = tiny_policy(seed=8, cameras=["overhead"])
     obs = overhead_observation(seed=1)

@@ -19,7 +19,7 @@ from bridgevla.train_job import load_job_config, run_training
 from tests.bridgevla.test_data import write_dataset
 
 ARGS = ["model.preset=tiny", "train.batch_size=2", "train.checkpoint_every=2", "train.log_every=1",
-        "train.progress=false", "train.tensorboard=false", "data.max_points=300", "optim.name=adamw",
+        "train.progress=false", "train.tensorboard=false", "model.max_points=300", "optim.name=adamw",
         "optim.lr=1e-3", "optim.grad_clip=1.0", "optim.schedule=cosine", "optim.warmup_steps=2"]
 
 
