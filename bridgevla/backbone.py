@@ -186,12 +186,6 @@ class Backbone(nn.Module):
             rgb = rgb + self.extra_adapter(x[:, 3:].to(self.extra_adapter.weight.dtype)).float()
         return rgb.to(self.dtype)
 
-    def normalise(self, views: Tensor) -> Tensor:
-        """(N, C, H, W) views in [0, 1] → RGB normalised like the backbone's input, extra channels as they are
-        (the heatmap head's pixel branch reads these)."""
-        x = views.float()
-        return torch.cat([(x[:, :3] - self.mean) / self.std, x[:, 3:]], dim=1).to(self.dtype)
-
     def forward(self, views: Tensor, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         if views.ndim != 5 or views.shape[-1] != self.image_size or views.shape[-2] != self.image_size:
             raise ValueError(f"views must be (B, V, C, {self.image_size}, {self.image_size}), got {tuple(views.shape)}")

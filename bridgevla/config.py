@@ -113,9 +113,6 @@ class BridgeVLAConfig:
 
     # --- heads ---
     head_hidden_size: int | None = None  # heatmap head conv width (reference 4096)
-    # Pixel branch of the heatmap head (0 = off, the reference): channels of a small conv net over the rendered views
-    # whose output, gated by the token features, refines the fine logits (bridgevla.heads.ConvexUpsampleHead).
-    heatmap_pixel_channels: int = 0
     action_hidden_sizes: list[int] | None = None  # rotation/gripper/collision MLP (reference [4096, 2048])
     num_rotation_bins: int = 72  # per Euler axis (5 degrees)
     rotation_pe_frequencies: int = 8  # sinusoidal encoding of earlier bins for the autoregressive rotation head
@@ -167,8 +164,6 @@ class BridgeVLAConfig:
             raise ValueError(f"image_mean/image_std need 3 values (std > 0), got {self.image_mean}, {self.image_std}")
         if not isinstance(self.max_points, int) or isinstance(self.max_points, bool) or self.max_points < 0:
             raise ValueError(f"max_points must be an integer >= 0 (0 keeps every point), got {self.max_points!r}")
-        if not isinstance(self.heatmap_pixel_channels, int) or self.heatmap_pixel_channels < 0:
-            raise ValueError(f"heatmap_pixel_channels must be an integer >= 0, got {self.heatmap_pixel_channels!r}")
         for name in ("zoom_factor", "heatmap_sigma", "heatmap_cutoff"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):

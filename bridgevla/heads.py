@@ -16,20 +16,12 @@ class ConvexUpsampleHead(nn.Module):
     A logit branch predicts coarse g×g logits; a mask branch predicts, for every fine pixel, softmax weights over the
     3×3 coarse neighbourhood of its parent cell. The fine logit is that convex combination, so the head can place a
     peak anywhere inside a cell at the cost of one conv per branch rather than a learned deconvolution stack.
-
-    ``pixel_channels > 0`` adds a pixel branch (not in the reference): a small conv net over the rendered view itself,
-    gated per pixel by the token features upsampled to full resolution, adds a residual to the fine logits. The tokens
-    say *what* to look for (they have read the instruction); the pixel branch says *where exactly* it is, with the
-    translation equivariance of a convolution. A from-scratch backbone otherwise has to learn sub-patch positions from
-    token features alone, which is what made the CPU-sized model slow to localise (docs/model.md).
     """
 
-    def __init__(self, in_dim: int, hidden: int, factor: int, pixel_channels: int = 0, image_channels: int = 3) -> None:
+    def __init__(self, in_dim: int, hidden: int, factor: int) -> None:
         super().__init__()
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
-        if pixel_channels < 0:
-            raise ValueError(f"pixel_channels must be >= 0, got {pixel_channels}")
         self.factor = factor
         self.logit = nn.Sequential(
             nn.Conv2d(in_dim, hidden, 3, padding=1), nn.ReLU(),
@@ -40,16 +32,8 @@ class ConvexUpsampleHead(nn.Module):
             nn.Conv2d(in_dim, hidden, 3, padding=1), nn.ReLU(),
             nn.Conv2d(hidden, factor * factor * 9, 1),
         )
-        self.pixel_channels = pixel_channels
-        if pixel_channels:
-            c = pixel_channels
-            self.pixel = nn.Sequential(
-                nn.Conv2d(image_channels, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(),
-            )
-            self.token_gate = nn.Conv2d(in_dim, 2 * c, 1)  # per-pixel scale and shift of the pixel features (FiLM)
-            self.pixel_out = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU(), nn.Conv2d(c, 1, 1))
 
-    def forward(self, features: Tensor, images: Tensor | None = None) -> Tensor:
+    def forward(self, features: Tensor) -> Tensor:
         n, _, g, g2 = features.shape
         if g != g2:
             raise ValueError(f"features must be square token grids, got {tuple(features.shape)}")
@@ -60,16 +44,7 @@ class ConvexUpsampleHead(nn.Module):
         weights = (0.1 * self.mask(features)).view(n, 9, f * f, g * g).softmax(dim=1)
         neigh = F.unfold(coarse, kernel_size=3, padding=1).view(n, 9, 1, g * g)
         fine = (weights * neigh.to(weights.dtype)).sum(dim=1).view(n, f, f, g, g)  # [sub-row, sub-col, row, col]
-        fine = fine.permute(0, 3, 1, 4, 2).reshape(n, g * f, g * f)
-        if not self.pixel_channels:
-            return fine
-        if images is None or images.shape[0] != n or images.shape[-2:] != fine.shape[-2:]:
-            raise ValueError(f"the pixel branch needs the views (N, C, {g * f}, {g * f}), got "
-                             f"{None if images is None else tuple(images.shape)}")
-        scale, shift = F.interpolate(self.token_gate(features), size=fine.shape[-2:], mode="bilinear",
-                                     align_corners=False).chunk(2, dim=1)
-        pix = self.pixel(images.to(fine.dtype)) * (1 + scale) + shift
-        return fine + self.pixel_out(pix)[:, 0]
+        return fine.permute(0, 3, 1, 4, 2).reshape(n, g * f, g * f)
 
 
 def soft_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:

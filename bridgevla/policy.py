@@ -85,8 +85,7 @@ class BridgeVLAPolicy(nn.Module):
             self.bounds = as_bounds(resolved.bounds)
             self.backbone = Backbone(model, resolved)
             d = self.backbone.hidden_size
-            self.heatmap_head = ConvexUpsampleHead(d, resolved.head_hidden_size, resolved.patch_size,
-                                                   resolved.heatmap_pixel_channels, resolved.num_view_channels)
+            self.heatmap_head = ConvexUpsampleHead(d, resolved.head_hidden_size, resolved.patch_size)
             self.action_head = ActionHead(
                 d, NUM_VIEWS, list(resolved.action_hidden_sizes), resolved.num_rotation_bins,
                 resolved.rotation_pe_frequencies,
@@ -136,8 +135,7 @@ class BridgeVLAPolicy(nn.Module):
         """Views (B, V, C, S, S) → token grids (B, V, D, g, g) and heatmap logits (B, V, S, S) (float32)."""
         feats = self.backbone(views, input_ids, attention_mask)
         b, v = feats.shape[:2]
-        images = self.backbone.normalise(views.flatten(0, 1)) if self.config.heatmap_pixel_channels else None
-        logits = self.heatmap_head(feats.flatten(0, 1), images).float()
+        logits = self.heatmap_head(feats.flatten(0, 1)).float()
         return feats, logits.view(b, v, *logits.shape[-2:])
 
     def heatmap_logits_2d(self, images: Tensor, instructions: Sequence[str]) -> Tensor:

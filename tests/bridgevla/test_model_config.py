@@ -48,7 +48,6 @@ def test_yaml_and_cli_overrides(tmp_path):
         (["preset=huge"], "preset"),
         (["action_hidden_sizes=[]"], "action_hidden_sizes"),
         (["max_points=-5"], "max_points"),
-        (["heatmap_pixel_channels=-1"], "heatmap_pixel_channels"),
     ],
 )
 def test_bad_values_name_the_field(overrides, field):

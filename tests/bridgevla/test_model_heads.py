@@ -53,45 +53,6 @@ def test_upsampled_map_is_a_convex_combination_of_coarse_neighbours():
     torch.testing.assert_close(out[0, 2:-2, 2:-2], torch.full((6, 6), 2.5))
 
 
-def test_pixel_branch_adds_a_token_gated_per_pixel_residual():
-    """Against a hand-written reference: fine = convex(coarse) + out(relu-net(image) · (1 + scale) + shift), with
-    scale/shift the 1x1-projected token features bilinearly upsampled to the image size."""
-    torch.manual_seed(2)
-    head = ConvexUpsampleHead(in_dim=6, hidden=5, factor=4, pixel_channels=3, image_channels=4).double()
-    feats, images = torch.randn(2, 6, 3, 3, dtype=torch.float64), torch.randn(2, 4, 12, 12, dtype=torch.float64)
-    plain = ConvexUpsampleHead(in_dim=6, hidden=5, factor=4).double()
-    plain.load_state_dict({k: v for k, v in head.state_dict().items() if k.startswith(("logit", "mask"))})
-    gate = torch.nn.functional.conv2d(feats, head.token_gate.weight, head.token_gate.bias)
-    gate = torch.nn.functional.interpolate(gate, size=(12, 12), mode="bilinear", align_corners=False)
-    c1, c2 = head.pixel[0], head.pixel[2]
-    pix = torch.relu(torch.nn.functional.conv2d(torch.relu(torch.nn.functional.conv2d(images, c1.weight, c1.bias,
-                                                                                      padding=1)), c2.weight, c2.bias))
-    pix = pix * (1 + gate[:, :3]) + gate[:, 3:]
-    o1, o2 = head.pixel_out[0], head.pixel_out[2]
-    res = torch.nn.functional.conv2d(torch.relu(torch.nn.functional.conv2d(pix, o1.weight, o1.bias)), o2.weight,
-                                     o2.bias)[:, 0]
-    torch.testing.assert_close(head(feats, images), plain(feats) + res, rtol=1e-10, atol=1e-10)
-    with pytest.raises(ValueError, match="pixel branch needs the views"):
-        head(feats)
-    with pytest.raises(ValueError, match="pixel branch needs the views"):
-        head(feats, images[:, :, :8, :8])
-
-
-def test_pixel_branch_is_translation_equivariant_on_a_constant_token_grid():
-    """With the same feature in every token the pixel residual commutes with shifting the image (away from the
-    zero-padded border): the property that makes sub-patch localisation cheap to learn."""
-    torch.manual_seed(3)
-    head = ConvexUpsampleHead(in_dim=4, hidden=4, factor=4, pixel_channels=5).double()
-    feats = torch.randn(1, 4, 1, 1, dtype=torch.float64).expand(1, 4, 4, 4).contiguous()
-    img = torch.zeros(1, 3, 16, 16, dtype=torch.float64)
-    img[0, :, 5, 6] = 1.0
-    shifted = torch.roll(img, shifts=(3, 2), dims=(-2, -1))
-    base = head(feats, torch.zeros_like(img))
-    a, b = head(feats, img) - base, head(feats, shifted) - base
-    torch.testing.assert_close(torch.roll(a, shifts=(3, 2), dims=(-2, -1))[0, 4:12, 4:12], b[0, 4:12, 4:12])
-    assert a.abs().max() > 0
-
-
 def test_soft_cross_entropy_hand_computed():
     logits = torch.tensor([[[0.0, math.log(3.0)]]])  # probabilities 1/4, 3/4
     target = torch.tensor([[[0.5, 0.5]]])
