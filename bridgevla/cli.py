@@ -1,4 +1,4 @@
-"""The ``bridgevla`` console script: ``bridgevla train|eval|demo|bench-data``.
+"""The ``bridgevla`` console script: ``bridgevla train|eval|keypose-eval|demo|bench-data``.
 
 Every sub-command takes ``--config FILE`` (YAML) and trailing ``key=value`` overrides (``bridgevla.configuration``);
 the few named flags are shorthands for the most common overrides. A configuration mistake prints one line naming
@@ -56,6 +56,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keypose_eval(args: argparse.Namespace) -> int:
+    from bridgevla.keypose_eval import KeyposeEvalConfig, markdown, run
+
+    flags = _flag_overrides(args, {"checkpoint": "checkpoint", "data": "data", "tasks": "tasks", "out": "out"})
+    cfg = load_config(KeyposeEvalConfig, args.config, list(args.overrides) + flags)
+    results = run(cfg)
+    print(markdown(results, cfg))
+    if cfg.out:
+        print(f"results: {cfg.out}")
+    return 0
+
+
 def cmd_bench_data(args: argparse.Namespace) -> int:
     """Samples/s the data pipeline sustains on its own (compare with the trainer's steps/s × batch size)."""
     from bridgevla.data import KeyframeBatches, KeyframeDataset
@@ -103,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="parallel processes, one environment each")
     p.add_argument("--out", help="output folder (episodes.jsonl, results.*)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("keypose-eval", help="offline keypose accuracy on held-out demos, no simulator "
+                                             "(docs/evaluation.md)")
+    _add_common(p)
+    p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
+    p.add_argument("--data", help="a dataset folder of held-out episodes")
+    p.add_argument("--tasks", help="comma-separated task names (default: all in the dataset)")
+    p.add_argument("--out", help="JSON file for the results")
+    p.set_defaults(func=cmd_keypose_eval)
 
     p = sub.add_parser("bench-data", help="measure the data pipeline's samples/s")
     _add_common(p)
