@@ -98,7 +98,7 @@ class BridgeVLAConfig:
     gradient_checkpointing: bool = False
 
     # --- input ---
-    # Cameras whose clouds act() fuses (empty = all in the observation). Training data should use the same list.
+    # Cameras whose clouds act() fuses (empty = all in the observation); the training dataset uses the same list.
     cameras: list[str] = field(default_factory=list)
     # Extra rendered channels beside RGB (the reference feeds RGB only): "depth" (1) and/or "xyz" (3, cube coords).
     extra_channels: list[Literal["depth", "xyz"]] = field(default_factory=list)

@@ -32,7 +32,6 @@ class DataConfig:
     tasks: list[str] = field(default_factory=list)  # empty: every task folder under root
     episodes_per_task: int = 0  # use the first N episodes of each task; 0: all
     augmentation_every: int = 10  # demo augmentation stride in frames; 0: keyframe starts only
-    cameras: list[str] = field(default_factory=list)  # empty: every camera of the episode
     instruction: Literal["random", "first"] = "random"  # which phrasing of the variation's instruction to train on
     cache: bool = True  # keep each start frame's cropped cloud in memory after its first decode
 
@@ -83,8 +82,11 @@ def sample_refs(ep: Episode, episode_index: int, augmentation_every: int) -> lis
 class KeyframeDataset(Dataset):
     """Indexed by ``(micro_step, slot)`` keys (see module doc); ``len`` is the number of distinct samples."""
 
-    def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0) -> None:
-        """``max_points``: the policy's point budget (``BridgeVLAConfig.max_points``), applied per sample."""
+    def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0,
+                 cameras: list[str] | None = None) -> None:
+        """``max_points`` and ``cameras`` are the policy's input settings (``BridgeVLAConfig.max_points`` /
+        ``.cameras``, empty = every camera), passed in so that training clouds are built exactly as ``act()`` builds
+        test clouds."""
         from pathlib import Path
 
         root = Path(cfg.root)
@@ -97,6 +99,7 @@ class KeyframeDataset(Dataset):
         if max_points < 0:
             raise ValueError(f"max_points must be >= 0, got {max_points}")
         self.cfg, self.bounds, self.seed, self.max_points = cfg, list(bounds), seed, max_points
+        self.cameras = list(cameras) if cameras else None
         self.tasks = tasks
         self.episodes: list[Episode] = []
         self.by_task: list[list[SampleRef]] = []
@@ -128,7 +131,7 @@ class KeyframeDataset(Dataset):
         if key in self._cache:
             return self._cache[key]
         obs = self.episodes[ref.episode].frame(ref.start)
-        out = observation_cloud(obs, self.bounds, list(self.cfg.cameras) or None)
+        out = observation_cloud(obs, self.bounds, self.cameras)
         if self.cfg.cache:
             # uint8 colours would halve this, but the float copy is what collate wants; clouds are small.
             self._cache[key] = out

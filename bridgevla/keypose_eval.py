@@ -74,7 +74,8 @@ def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str,
     data = DataConfig(root=str(cfg.data), tasks=list(cfg.tasks), episodes_per_task=cfg.episodes_per_task,
                       augmentation_every=0, instruction="first", cache=False)
     # The seed only picks the point subset (max_points): fixed, so two runs score the same clouds.
-    ds = KeyframeDataset(data, list(policy.config.bounds), seed=0, max_points=int(policy.config.max_points))
+    ds = KeyframeDataset(data, list(policy.config.bounds), seed=0, max_points=int(policy.config.max_points),
+                         cameras=list(policy.config.cameras))
     results: dict[str, dict[str, float]] = {}
     for task, refs in zip(ds.tasks, ds.by_task):
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("err", "err1", "rot", "grip", "coll")}

@@ -142,7 +142,8 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
     if resume and saved_path.is_file():
         check_resume_config(yaml.safe_load(saved_path.read_text()), current)
     # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake.
-    dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points)
+    dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
+                              cameras=cfg.model.cameras)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     policy = build_policy(cfg, device)

@@ -136,3 +136,15 @@ def test_episodes_without_one_keypose_per_keyframe_use_the_recorded_pose_and_str
     pos, quat, grip, ignore = _target_keypose(ep, 1)
     assert np.allclose(pos, [0.3, 0.2, 1.1]) and np.allclose(quat, [0, 0, 1, 0]) and grip == 0.0 and ignore == 1.0
     assert _target_keypose(ep, 2)[3] == 0.0
+
+
+def test_clouds_come_from_the_policys_cameras(tmp_path):
+    """The camera list is the policy's (BridgeVLAConfig.cameras), passed in: naming the episode's only camera gives
+    the same clouds as 'all cameras'; a camera the episode lacks is an error that names it."""
+    write_dataset(tmp_path, {"reach": 1})
+    ref = KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS).by_task[0][0]
+    every = KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS)
+    front = KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS, cameras=["front"])
+    assert all(np.array_equal(a, b) for a, b in zip(every.cloud(ref), front.cloud(ref)))
+    with pytest.raises(ValueError, match="wrist"):
+        KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS, cameras=["wrist"]).cloud(ref)
