@@ -248,8 +248,9 @@ class BridgeVLAPolicy(nn.Module):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
             points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
-            # The training point budget, with a fixed seed: the same observation always gives the same keypose.
-            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(i))
+            # The training point budget, with one fixed seed for every observation: the same observation gives the
+            # same keypose, alone or anywhere in a batch.
+            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

@@ -245,6 +245,9 @@ def test_act_applies_the_training_point_budget():
     full = policy.predict(collate([{"points": p, "colors": c, "instruction": obs.instructions[0]}]))
     assert not torch.equal(pred.views[0], full.views[0])  # the budget really thinned the rendered views
     np.testing.assert_allclose(policy.act(obs).position, key.position)  # deterministic
+    # ... and independent of the batch position: the same points are rendered.
+    _, batched = policy.act([overhead_observation(seed=5), obs], return_prediction=True)
+    torch.testing.assert_close(batched.views[0][1:], pred.views[0])
 
 
 def test_act_uses_the_configured_cameras():
