@@ -6,7 +6,8 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all test-slow lint bench demos demo eval-embedded tasks-report tasks-gallery
+.PHONY: install system-libs test test-all test-slow lint bench demos demo eval-embedded tasks-report tasks-gallery \
+	pretrain-heatmap
 CHECKPOINT ?= runs/demo/train/policy
 EPISODES ?= 10
 WORKERS ?= 1
@@ -54,6 +55,11 @@ tasks-report:
 # The per-task pictures in docs/tasks.md.
 tasks-gallery:
 	$(PY) -m benchmarks.embedded.gallery --out docs/images/tasks
+
+# Heatmap pre-training of the small preset on synthetic scenes into runs/pretrain (pretrain/configs/synthetic.yaml);
+# fine-tune from it with `bridgevla train ... init.checkpoint=runs/pretrain/policy`.
+pretrain-heatmap:
+	$(PY) -m pretrain --config pretrain/configs/synthetic.yaml
 
 # The main job: demos -> train the small preset on CPU -> evaluate with baselines (bridgevla/configs/demo.yaml).
 demo:

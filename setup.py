@@ -37,7 +37,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["bridgevla*", "rendering*", "pretrain*", "benchmarks*"]),
-    package_data={"bridgevla": ["configs/*.yaml"]},
+    package_data={"bridgevla": ["configs/*.yaml"], "pretrain": ["configs/*.yaml"]},
     include_package_data=True,
     install_requires=CORE,
     extras_require=EXTRAS,

@@ -2,8 +2,10 @@
 weights) or loaded from a local Hugging Face folder, wrapped to turn views + a prompt into per-view token grids.
 
 Features are the last hidden layer at the image tokens, reshaped to ``(B, V, D, g, g)`` (the reference's choice).
-Attention is bidirectional over images and text (PaliGemma's prefix attention; we pass no token types), so the image
-tokens see the instruction; a test checks it.
+Attention is bidirectional over images and text (PaliGemma's prefix attention), so the image tokens see the
+instruction. That needs ``token_type_ids`` (0 = prefix): without them transformers builds a *causal* mask as soon as a
+batch holds padding, so in training (prompts of different lengths) the image tokens, which come first, never saw the
+text, while a lone unpadded prompt at inference attended both ways. Tests check both and batch invariance.
 """
 
 from __future__ import annotations
@@ -197,6 +199,8 @@ class Backbone(nn.Module):
             input_ids=input_ids,
             pixel_values=self.pixel_values(views),
             attention_mask=attention_mask,
+            # Everything is prefix (images + instruction): one bidirectional block; padding stays masked as keys.
+            token_type_ids=torch.zeros_like(input_ids),
             use_cache=False,
         )
         # Right-padded prompts put the image tokens first, in view order, patches row-major.

@@ -1,5 +1,6 @@
-"""``make demo`` / ``python -m bridgevla.demo``: expert demos → train the small policy on a CPU → evaluate it next to
-the random-keypose baseline and the expert → print the table and write ``{"task": success_rate, …, "mean": …}``.
+"""``make demo`` / ``python -m bridgevla.demo``: expert demos → heatmap pre-training on synthetic scenes → train the
+small policy on a CPU → evaluate it next to the random-keypose baseline and the expert → print the table and write
+``{"task": success_rate, …, "mean": …}``.
 
 Every phase resumes: generation skips finished episodes, training continues from its last checkpoint (and is skipped
 when its policy is already saved), evaluation skips episodes already in its JSONL. Re-running after a crash or a
@@ -18,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from bridgevla.configuration import load_config, to_dict
+from bridgevla.train_config import OptimConfig, TrainConfig
 from bridgevla.train_job import TrainJobConfig
+from pretrain.job import PretrainJobConfig
+from pretrain.scenes import SceneConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 
@@ -32,13 +36,26 @@ class DemoEvalConfig:
 
 
 @dataclass
+class DemoPretrainConfig:
+    """Heatmap pre-training before fine-tuning (``pretrain.job``); the model is the fine-tuning one, ``job.model``."""
+
+    enabled: bool = True
+    scenes: SceneConfig = field(default_factory=SceneConfig)
+    optim: OptimConfig = field(default_factory=lambda: PretrainJobConfig().optim)
+    train: TrainConfig = field(default_factory=lambda: PretrainJobConfig().train)  # out_dir is set by the demo
+    eval_scenes: int = 256
+
+
+@dataclass
 class DemoConfig:
     out_dir: str = "runs/demo"
     tasks: list[str] = field(default_factory=list)
     demos_per_task: int = 10
     generate_workers: int = 2
     env: dict[str, Any] = field(default_factory=dict)  # embedded env options, shared by generation and evaluation
-    job: TrainJobConfig = field(default_factory=TrainJobConfig)  # data.root and train.out_dir are set by the demo
+    pretrain: DemoPretrainConfig = field(default_factory=DemoPretrainConfig)
+    # data.root and train.out_dir are set by the demo, and init.checkpoint when pre-training is enabled
+    job: TrainJobConfig = field(default_factory=TrainJobConfig)
     eval: DemoEvalConfig = field(default_factory=DemoEvalConfig)
     min_success: float = 0.0  # exit with status 1 when the policy's mean success is below this (CI gate)
 
@@ -62,20 +79,39 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from bridgevla.eval import EvalConfig, evaluate
     from bridgevla.eval_report import markdown_table, success_json, summarise, write_report
     from bridgevla.train_job import run_training
+    from pretrain.job import run_pretraining
 
     out = Path(cfg.out_dir)
-    data, train_dir, eval_dir = out / "demos", out / "train", out / "eval"
+    data, pre_dir, train_dir, eval_dir = out / "demos", out / "pretrain", out / "train", out / "eval"
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
-    t0 = _phase(f"1/3 expert demos: {cfg.demos_per_task} per task for {', '.join(cfg.tasks)}")
+    n = 4 if cfg.pretrain.enabled else 3
+    t0 = _phase(f"1/{n} expert demos: {cfg.demos_per_task} per task for {', '.join(cfg.tasks)}")
     gen = generate(GenerateConfig(tasks=list(cfg.tasks), episodes=cfg.demos_per_task, out=str(data),
                                   workers=cfg.generate_workers, env_config=dict(cfg.env)))
     print_summary(gen)
     timings["generate_s"] = time.perf_counter() - t0
 
-    t0 = _phase("2/3 training")
     job = cfg.job
+    if cfg.pretrain.enabled:
+        t0 = _phase("2/4 heatmap pre-training on synthetic scenes")
+        p = cfg.pretrain
+        pcfg = PretrainJobConfig(model=job.model, scenes=p.scenes, optim=p.optim, train=p.train,
+                                 eval_scenes=p.eval_scenes)
+        pcfg.train.out_dir = str(pre_dir)
+        if (pre_dir / "policy" / "manifest.json").is_file() and (pre_dir / "summary.json").is_file():
+            print(f"already pre-trained: {pre_dir / 'policy'} (delete {pre_dir} to redo)")
+        else:
+            res = run_pretraining(pcfg, resume=(pre_dir / "checkpoints" / "latest.json").is_file())
+            print(f"pre-trained {res.steps} steps in {res.seconds:.0f} s ({res.steps_per_second:.2f} steps/s)")
+        grounding = json.loads((pre_dir / "summary.json").read_text()).get("grounding")
+        if grounding:
+            print(f"grounding on held-out synthetic scenes: {grounding['accuracy']:.1%}")
+        job.init.checkpoint = str(pre_dir / "policy")
+        timings["pretrain_s"] = time.perf_counter() - t0
+
+    t0 = _phase(f"{n - 1}/{n} training")
     job.data.root, job.data.tasks, job.train.out_dir = str(data), list(cfg.tasks), str(train_dir)
     if (train_dir / "policy" / "manifest.json").is_file() and (train_dir / "summary.json").is_file():
         print(f"policy already trained: {train_dir / 'policy'} (delete {train_dir} to retrain)")
@@ -86,7 +122,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
               f"batch {job.train.batch_size}); final loss {result.final_loss:.3f}")
     timings["train_s"] = time.perf_counter() - t0
 
-    t0 = _phase(f"3/3 evaluation: {cfg.eval.episodes} episodes per task, agents {', '.join(cfg.eval.agents)}")
+    t0 = _phase(f"{n}/{n} evaluation: {cfg.eval.episodes} episodes per task, agents {', '.join(cfg.eval.agents)}")
     ecfg = EvalConfig(benchmark="embedded", checkpoint=str(train_dir / "policy"), agents=list(cfg.eval.agents),
                       tasks=list(cfg.tasks), episodes=cfg.eval.episodes, seeds=list(cfg.eval.seeds),
                       workers=cfg.eval.workers, out_dir=str(eval_dir), env=dict(cfg.env),

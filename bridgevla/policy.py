@@ -154,6 +154,29 @@ class BridgeVLAPolicy(nn.Module):
         return pts, batch.colors.float(), mask
 
     # ------------------------------------------------------------------ training
+    def heatmap_terms(
+        self, points: Tensor, colors: Tensor, mask: Tensor, target: Tensor, instructions: Sequence[str]
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """The translation losses of both stages for cube-frame clouds (B, N, 3) and cube-frame targets (B, 3):
+        ``{"trans_stage1", "trans_stage2"}``, plus the stage-2 token grids (B, V, D, g, g) and the target in the
+        zoomed frame (B, 3) that the action head reads. Shared by policy training and heatmap pre-training.
+
+        Stage 2 is centred on the truth plus uniform noise, so it learns to recover from stage-1 errors; both stages
+        are independent given that centre, which lets one backbone call process the 2B views."""
+        cfg, s, b = self.config, self.image_size, points.shape[0]
+        center = target + (torch.rand_like(target) * 2 - 1) * cfg.stage1_noise
+        target2 = zoom(target, center, cfg.zoom_factor)
+        views = self.render_views(
+            torch.cat([points, zoom(points, center, cfg.zoom_factor)]), torch.cat([colors, colors]),
+            torch.cat([mask, mask]),
+        )
+        ids, attn = self.encode_instructions(instructions)
+        feats, logits = self.heatmap_logits(views, ids.repeat(2, 1), attn.repeat(2, 1))
+        goals = gaussian_targets(torch.cat([target, target2]), s, cfg.heatmap_sigma, cfg.heatmap_cutoff)
+        terms = {"trans_stage1": soft_cross_entropy(logits[:b], goals[:b]),
+                 "trans_stage2": soft_cross_entropy(logits[b:], goals[b:])}
+        return terms, feats[b:], target2
+
     def compute_loss(self, batch: PolicyBatch) -> dict[str, Tensor]:
         """Total ``loss`` and each term: ``trans_stage1``, ``trans_stage2`` (soft CE over pixels, mean over views),
         ``rot_x``, ``rot_y``, ``rot_z``, ``gripper``, ``collision`` (cross-entropies). Equal weights, as the
@@ -166,30 +189,19 @@ class BridgeVLAPolicy(nn.Module):
         batch = batch.to(self.device)
         pts, colors, mask = self._cube_cloud(batch)
         target = world_to_cube(batch.target_position.float(), self.bounds)
-        # Stage 2 is centred on the truth plus uniform noise, so it learns to recover from stage-1 errors; both stages
-        # are independent given that centre, which lets one backbone call process the 2B views.
-        center = target + (torch.rand_like(target) * 2 - 1) * cfg.stage1_noise
-        target2 = zoom(target, center, cfg.zoom_factor)
-        views = self.render_views(
-            torch.cat([pts, zoom(pts, center, cfg.zoom_factor)]), torch.cat([colors, colors]), torch.cat([mask, mask])
-        )
-        ids, attn = self.encode_instructions(batch.instructions)
-        feats, logits = self.heatmap_logits(views, ids.repeat(2, 1), attn.repeat(2, 1))
-        goals = gaussian_targets(torch.cat([target, target2]), s, cfg.heatmap_sigma, cfg.heatmap_cutoff)
-        trans1 = soft_cross_entropy(logits[:b], goals[:b])
-        trans2 = soft_cross_entropy(logits[b:], goals[b:])
+        trans, feats2, target2 = self.heatmap_terms(pts, colors, mask, target, batch.instructions)
 
         nb = cfg.num_rotation_bins
         true_bins = quaternion_to_bins(batch.target_quaternion.float(), nb).to(self.device)
         lo, hi = cfg.rotation_bin_noise
         noisy = (true_bins + torch.randint(lo, hi + 1, true_bins.shape, device=self.device)) % nb
-        inputs = ActionHead.gather_inputs(feats[b:], project(target2, s)[..., :2], s)
+        inputs = ActionHead.gather_inputs(feats2, project(target2, s)[..., :2], s)
         out = self.action_head(inputs, noisy)
         rot = F.cross_entropy(out["rotation"].float().reshape(-1, nb), true_bins.reshape(-1), reduction="none")
         rot = rot.view(b, 3).mean(0)
         grip = F.cross_entropy(out["gripper"].float(), (batch.target_gripper_open > 0.5).long())
         coll = F.cross_entropy(out["collision"].float(), (batch.target_ignore_collisions > 0.5).long())
-        terms = {"trans_stage1": trans1, "trans_stage2": trans2, "rot_x": rot[0], "rot_y": rot[1], "rot_z": rot[2],
+        terms = {**trans, "rot_x": rot[0], "rot_y": rot[1], "rot_z": rot[2],
                  "gripper": grip, "collision": coll}
         return {"loss": sum(terms.values()), **terms}
 

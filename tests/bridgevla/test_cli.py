@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from bridgevla.cli import build_parser, main
 from bridgevla.demo import main as demo_main
@@ -29,7 +30,8 @@ def test_unknown_subcommand_and_missing_arguments_exit_nonzero():
 
 @pytest.mark.parametrize(("args", "key"), [(["tasks=[]"], "demo.tasks"), (["demos_per_task=0"], "demo.demos_per_task"),
                                            (["min_success=2"], "demo.min_success"), (["job.optim.lr=0"], "optim.lr"),
-                                           (["eval.episodez=3"], "eval.episodez")])
+                                           (["eval.episodez=3"], "eval.episodez"),
+                                           (["pretrain.scenes.objects=[0,2]"], "scenes.objects")])
 def test_demo_config_errors_name_the_key(args, key, capsys):
     assert demo_main(args) == 2
     assert key in capsys.readouterr().err
@@ -37,9 +39,12 @@ def test_demo_config_errors_name_the_key(args, key, capsys):
 
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
-    """The `make demo` pipeline at toy size: demos -> tiny policy -> table + JSON; a re-run redoes nothing."""
+    """The `make demo` pipeline at toy size: demos -> pre-training -> tiny policy from it -> table + JSON; a re-run
+    redoes nothing."""
     args = [f"out_dir={tmp_path}", "tasks=[lift_block,slide_block]", "demos_per_task=2", "job.model.preset=tiny",
-            "job.train.steps=3", "job.train.progress=false", "eval.episodes=2", "eval.workers=1"]
+            "job.train.steps=3", "job.train.progress=false", "eval.episodes=2", "eval.workers=1",
+            "pretrain.train.steps=2", "pretrain.train.progress=false", "pretrain.eval_scenes=4",
+            "pretrain.scenes.table_points=100", "pretrain.scenes.points_per_object=50"]
     assert demo_main(args) == 0
     result = json.loads((tmp_path / "demo_results.json").read_text())
     assert set(result) == {"lift_block", "slide_block", "mean"} and all(0 <= v <= 1 for v in result.values())
@@ -50,5 +55,9 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     lines = (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()
     capsys.readouterr()
     assert demo_main(args) == 0
-    assert "policy already trained" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "policy already trained" in text and "already pre-trained" in text
+    saved = yaml.safe_load((tmp_path / "train" / "config.yaml").read_text())
+    assert saved["init"]["checkpoint"] == str(tmp_path / "pretrain" / "policy")
+    assert saved["model"] == yaml.safe_load((tmp_path / "pretrain" / "config.yaml").read_text())["model"]
     assert (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines() == lines  # nothing re-evaluated

@@ -107,6 +107,27 @@ def test_image_features_see_the_instruction(policy, batch):
     assert (a - b).abs().max() > 1e-4
 
 
+def test_image_features_see_the_instruction_in_padded_batches_and_ignore_the_padding(policy, batch):
+    """In a batch of prompts of different lengths (padding), the image tokens still see their own instruction, and
+    a sample's features are the same alone or next to a longer prompt. (Without token types transformers made the
+    mask causal whenever a batch held padding: images, which come first, were blind to the text in training.)"""
+    views = policy.render_views(*policy._cube_cloud(batch))[:1].repeat(2, 1, 1, 1, 1)
+    long = "touch the red cube that is next to the green cube on the left"
+    ids, attn = policy.encode_instructions(["touch the red cube", long])
+    assert not bool(attn.all())  # the first prompt is padded
+    a = policy.backbone(views, ids, attn)
+    ids_b, attn_b = policy.encode_instructions(["touch the blue cube", long])
+    b = policy.backbone(views, ids_b, attn_b)
+    assert (a[0] - b[0]).abs().max() > 1e-4  # the instruction reaches the image tokens despite the padding
+    alone = policy.backbone(views[:1], *policy.encode_instructions(["touch the red cube"]))
+    torch.testing.assert_close(a[:1], alone, atol=1e-5, rtol=1e-4)
+    # And gradients reach the instruction's token embeddings through the image tokens.
+    emb = policy.backbone.model.model.language_model.embed_tokens.weight
+    (grad,) = torch.autograd.grad(policy.backbone(views, ids, attn).square().sum(), emb)
+    text = ids[0][attn[0].bool()][-4:]  # the first prompt's last real tokens ("red cube" and the newline)
+    assert all(grad[t].norm() > 0 for t in text.tolist())
+
+
 def test_single_image_heatmaps_for_pretraining(policy):
     logits = policy.heatmap_logits_2d(torch.rand(2, 3, 64, 64), ["the red cube", "a cup"])
     assert logits.shape == (2, 64, 64) and logits.dtype == torch.float32
