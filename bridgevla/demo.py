@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.train_config import OptimConfig, TrainConfig
@@ -43,6 +43,8 @@ class DemoPretrainConfig:
     scenes: SceneConfig = field(default_factory=SceneConfig)
     optim: OptimConfig = field(default_factory=lambda: PretrainJobConfig().optim)
     train: TrainConfig = field(default_factory=lambda: PretrainJobConfig().train)  # out_dir is set by the demo
+    views: Literal["single", "policy"] = "single"
+    zoom_fraction: float = 0.5
     eval_scenes: int = 256
 
 
@@ -97,8 +99,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if cfg.pretrain.enabled:
         t0 = _phase("2/4 heatmap pre-training on synthetic scenes")
         p = cfg.pretrain
-        pcfg = PretrainJobConfig(model=job.model, scenes=p.scenes, optim=p.optim, train=p.train,
-                                 eval_scenes=p.eval_scenes)
+        pcfg = PretrainJobConfig(model=job.model, scenes=p.scenes, optim=p.optim, train=p.train, views=p.views,
+                                 zoom_fraction=p.zoom_fraction, eval_scenes=p.eval_scenes)
         pcfg.train.out_dir = str(pre_dir)
         if (pre_dir / "policy" / "manifest.json").is_file() and (pre_dir / "summary.json").is_file():
             print(f"already pre-trained: {pre_dir / 'policy'} (delete {pre_dir} to redo)")

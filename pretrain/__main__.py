@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pre-trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_second:.2f} steps/s); "
           f"final loss {result.final_loss:.4f}; policy saved to {out / 'policy'}")
     if grounding:
-        print(f"grounding on {grounding['scenes']} held-out scenes: {grounding['accuracy']:.1%} nearest the named "
-              f"object, median error {grounding['median_error']:.3f} cube units")
+        error = (f"{grounding['median_error_px']:.2f} top-view pixels" if "median_error_px" in grounding
+                 else f"{grounding['median_error']:.3f} cube units")
+        print(f"grounding on {grounding['scenes']} held-out scenes ({grounding['views']} views): "
+              f"{grounding['accuracy']:.1%} nearest the named object, median error {error}")
     return 0
 
 

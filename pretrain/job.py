@@ -43,7 +43,7 @@ class PretrainJobConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/pretrain", batch_size=8))
     # "single": one of the three views per sample, as its own image (the reference's 2D pre-training), and half the
     # samples seen at the stage-2 zoom. "policy": the policy's two-stage, three-view heatmap losses. Single views
-    # give ~6x the grounding examples per second of compute (docs/pretraining.md).
+    # give ~5x the grounding examples per second of compute (docs/pretraining.md).
     views: Literal["single", "policy"] = "single"
     zoom_fraction: float = 0.5  # "single": share of samples rendered at the stage-2 zoom around the target
     eval_scenes: int = 256  # held-out scenes scored after training (0 skips)
@@ -114,9 +114,7 @@ class HeatmapPretrainer(nn.Module):
                                                batch.instructions)
             return {"loss": sum(terms.values()), **terms}
         images, goals, _ = single_view_inputs(policy, batch, self.zoom_fraction)
-        ids, attn = policy.encode_instructions(batch.instructions, num_images=1)
-        _, logits = policy.heatmap_logits(images[:, None], ids, attn)
-        loss = soft_cross_entropy(logits[:, 0], goals)
+        loss = soft_cross_entropy(policy.heatmap_logits_2d(images, batch.instructions), goals)
         return {"loss": loss, "heatmap": loss}
 
     def forward(self, batch: SceneBatch) -> dict[str, Tensor]:
@@ -126,32 +124,29 @@ class HeatmapPretrainer(nn.Module):
 @torch.no_grad()
 def grounding_accuracy(policy: Any, batch: SceneBatch, views: str = "policy") -> dict[str, float]:
     """Does the heatmap land on the named object? ``accuracy``: the share of scenes whose predicted point lies nearest
-    (in the table plane) to the named object's top centre among the objects present; ``median_error`` in cube units.
+    (in the table plane) to the named object's top centre among the objects present.
 
-    ``views="policy"``: three views in one prompt, heatmaps fused into a 3D point (the policy's stage 1).
-    ``views="single"``: the top view alone in a one-image prompt, its argmax pixel (what single-view pre-training
-    trains); the error is then in the table plane only."""
+    ``views="policy"``: three views in one prompt, heatmaps fused into a 3D point (the policy's stage 1);
+    ``median_error`` in cube units. ``views="single"``: the top view alone in a one-image prompt, its argmax pixel
+    (what single-view pre-training trains); ``median_error_px`` in top-view pixels."""
     policy.eval()
     batch = batch.to(policy.device)
     rendered = policy.render_views(batch.points, batch.colors, batch.mask)
     s = policy.image_size
     if views == "single":
-        ids, attn = policy.encode_instructions(batch.instructions, num_images=1)
-        _, logits = policy.heatmap_logits(rendered[:, :1], ids, attn)
-        flat = logits[:, 0].flatten(1).argmax(-1)
+        flat = policy.heatmap_logits_2d(rendered[:, 0], batch.instructions).flatten(1).argmax(-1)
         uv = torch.stack([flat % s, flat // s], -1).float()
         objects = project(batch.centres, s)[..., 0, :2]  # (B, K, 2) top-view pixels
         d = (objects - uv[:, None]).norm(dim=-1)
-        err = (project(batch.target, s)[:, 0, :2] - uv).norm(dim=-1) * (2.0 / s)
+        err, err_key = (project(batch.target, s)[:, 0, :2] - uv).norm(dim=-1), "median_error_px"
     else:
         ids, attn = policy.encode_instructions(batch.instructions)
         _, logits = policy.heatmap_logits(rendered, ids, attn)
         point = fuse_heatmaps(torch.softmax(logits.flatten(-2), -1).view_as(logits), s)
         d = (batch.centres[..., :2] - point[:, None, :2]).norm(dim=-1)
-        err = (point - batch.target).norm(dim=-1)
+        err, err_key = (point - batch.target).norm(dim=-1), "median_error"
     hit = d.masked_fill(~batch.present, float("inf")).argmin(-1) == batch.target_index
-    return {"accuracy": float(hit.float().mean()), "median_error": float(err.median()), "scenes": len(batch),
-            "views": views}
+    return {"accuracy": float(hit.float().mean()), err_key: float(err.median()), "scenes": len(batch), "views": views}
 
 
 def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:

@@ -129,6 +129,9 @@ class _OraclePolicy:
     def heatmap_logits(self, views, ids, attn):
         return None, (20 * gaussian_targets(self.aim, 32, 1.0, 3.0))[:, : views.shape[1]]
 
+    def heatmap_logits_2d(self, images, instructions):
+        return (20 * gaussian_targets(self.aim, 32, 1.0, 3.0))[:, 0]
+
 
 @pytest.mark.parametrize("views", ["policy", "single"])
 def test_grounding_accuracy_scores_an_oracle_one_and_a_distracted_policy_zero(views):
@@ -137,7 +140,8 @@ def test_grounding_accuracy_scores_an_oracle_one_and_a_distracted_policy_zero(vi
     other = (batch.target_index + 1) % batch.present.sum(-1)  # another present object in every scene
     wrong = batch.centres[torch.arange(len(batch)), other]
     res = grounding_accuracy(_OraclePolicy(wrong), batch, views)
-    assert res["accuracy"] == 0.0 and res["median_error"] > 0.1
+    err = res["median_error"] if views == "policy" else res["median_error_px"] * 2 / 32  # 32 px span 2 cube units
+    assert res["accuracy"] == 0.0 and err > 0.1
 
 
 def test_cli_reports_bad_config_values_in_one_line(tmp_path, capsys):
@@ -150,7 +154,10 @@ def test_cli_reports_bad_config_values_in_one_line(tmp_path, capsys):
 def test_cli_runs_and_prints_grounding(tmp_path, capsys):
     assert main([*ARGS, f"train.out_dir={tmp_path / 'cli'}", "train.steps=2"]) == 0
     text = capsys.readouterr().out
-    assert "pre-trained 2 steps" in text and "grounding on 8 held-out scenes" in text
+    assert "pre-trained 2 steps" in text and "grounding on 8 held-out scenes (single views)" in text
+    assert "top-view pixels" in text
+    assert main([*ARGS, f"train.out_dir={tmp_path / 'cli3'}", "train.steps=1", "views=policy"]) == 0
+    assert "(policy views)" in capsys.readouterr().out
 
 
 def test_shipped_pretraining_config_loads_and_matches_the_fine_tuning_model():
