@@ -25,11 +25,13 @@ from rendering.rotation import (
     bins_to_quaternion,
     euler_to_quaternion,
     matrix_to_quaternion,
+    matrix_to_rotation_6d,
     normalize_quaternion,
     quaternion_angle,
     quaternion_to_bins,
     quaternion_to_euler,
     quaternion_to_matrix,
+    rotation_6d_to_matrix,
 )
 from rendering.views import NUM_VIEWS, VIEW_NAMES, in_image, lift, pixel_index, project, view_axes, view_matrices
 
@@ -52,6 +54,7 @@ __all__ = [
     "in_image",
     "lift",
     "matrix_to_quaternion",
+    "matrix_to_rotation_6d",
     "normalize_quaternion",
     "pad_clouds",
     "pixel_index",
@@ -62,6 +65,7 @@ __all__ = [
     "quaternion_to_euler",
     "quaternion_to_matrix",
     "render",
+    "rotation_6d_to_matrix",
     "soft_fuse_heatmaps",
     "unzoom",
     "view_axes",
