@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
 
@@ -51,8 +52,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = evaluate(cfg)
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
+    failures = write_failures(records, cfg.out_dir)
     print(markdown_table(summary))
-    print("results: " + ", ".join(str(p) for p in paths.values()))
+    print(failures["md"].read_text())
+    print("results: " + ", ".join(str(p) for p in [*paths.values(), *failures.values()]))
     return 0
 
 

@@ -96,6 +96,7 @@ def _phase_steps(summary_path: Path, name: str) -> dict[str, Any]:
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """All three phases; returns the policy's success JSON plus timings."""
     from benchmarks.generate import GenerateConfig, generate, print_summary
+    from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, success_json, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
     from bridgevla.scripts.generate import resolve_env_config
@@ -152,8 +153,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                       tasks=list(cfg.tasks), episodes=cfg.eval.episodes, seeds=list(cfg.eval.seeds),
                       workers=cfg.eval.workers, out_dir=str(eval_dir), env=dict(cfg.env),
                       bounds=list(job.model.bounds))
-    summary = summarise(evaluate(ecfg))
+    records = evaluate(ecfg)
+    summary = summarise(records)
     paths = write_report(summary, eval_dir, title="embedded benchmark: success rate")
+    failures = write_failures(records, eval_dir)
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
 
@@ -166,11 +169,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                 or platform.machine(), "cpus": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0]}
     (out / "demo_run.json").write_text(json.dumps(run_info, indent=1))
     print("\n" + table)
+    print(failures["md"].read_text())
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     print("steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" for k, v in steps.items())
           + ("" if run_info["complete"] else "  <- CUT SHORT by a time cap, see the warning above"))
     print(f"policy success JSON: {json_path}; run record (minutes, steps done/planned): {out / 'demo_run.json'}")
-    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}")
+    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}; failure reasons: {failures['md']}")
     return {"success": result, "timings": timings, "run": run_info}
 
 

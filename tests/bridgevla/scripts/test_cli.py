@@ -21,6 +21,9 @@ def test_eval_flags_become_config_overrides_and_run_the_baselines(tmp_path, caps
     res = json.loads((tmp_path / "results.json").read_text())
     assert res == {"random": {"reach_red": 0.0, "mean": 0.0}, "expert": {"reach_red": 1.0, "mean": 1.0}}
     assert len((tmp_path / "episodes.jsonl").read_text().splitlines()) == 2 * 3 * 2
+    failures = json.loads((tmp_path / "failures.json").read_text())  # every random episode failed, for a reason
+    assert set(failures) == {"random"} and sum(failures["random"]["reach_red"].values()) == 6
+    assert "failed episodes by reason" in out
 
 
 def test_unknown_subcommand_and_missing_arguments_exit_nonzero():
