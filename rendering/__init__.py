@@ -19,6 +19,7 @@ from rendering.heatmaps import (
     points_in_views,
     soft_fuse_heatmaps,
 )
+from rendering.markers import keypose_markers, sphere_points
 from rendering.render import DEFAULT_SPLAT_RADIUS, Rendered, render
 from rendering.rotation import (
     bins_to_euler,
@@ -52,6 +53,7 @@ __all__ = [
     "gaussian_targets",
     "grid_centers",
     "in_image",
+    "keypose_markers",
     "lift",
     "matrix_to_quaternion",
     "matrix_to_rotation_6d",
@@ -67,6 +69,7 @@ __all__ = [
     "render",
     "rotation_6d_to_matrix",
     "soft_fuse_heatmaps",
+    "sphere_points",
     "unzoom",
     "view_axes",
     "view_matrices",

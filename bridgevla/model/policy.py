@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from benchmarks.protocol import Keypose, Observation
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import as_bounds, observation_cloud, subsample_cloud
+from bridgevla.data.preprocess import add_memory_markers, as_bounds, observation_cloud, subsample_cloud
 from bridgevla.model.backbone import Backbone, build_backbone_parts, load_tokenizer
 from bridgevla.model.checkpoint import (
     BACKBONE_CONFIG,
@@ -262,14 +262,25 @@ class BridgeVLAPolicy(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, observation: Observation | Sequence[Observation], return_prediction: bool = False
+        self, observation: Observation | Sequence[Observation], return_prediction: bool = False,
+        history: Sequence[Keypose] | Sequence[Sequence[Keypose]] | None = None,
     ) -> Keypose | list[Keypose] | tuple[Keypose | list[Keypose], Prediction]:
         """Observation(s) → next keypose(s), through the shared preprocessing (``prepare_cloud``); the first
-        instruction phrasing is the prompt. ``return_prediction`` also returns the views and heatmaps."""
+        instruction phrasing is the prompt. ``return_prediction`` also returns the views and heatmaps.
+
+        ``history``: the keyposes executed so far in the episode, oldest first (one list per observation when
+        ``observation`` is a list). Used only by a policy with ``memory_keyposes > 0``, which draws the last ones into
+        the cloud as it was trained to; None or empty = the episode's first keypose."""
         single = isinstance(observation, Observation)
         observations = [observation] if single else list(observation)
         if not observations or not all(isinstance(o, Observation) for o in observations):
             raise ValueError("observation must be an Observation or a non-empty list of Observations")
+        histories = [list(history or [])] if single else (list(history) if history is not None
+                                                           else [[] for _ in observations])
+        if len(histories) != len(observations):
+            raise ValueError(f"history must hold one keypose list per observation ({len(observations)}), "
+                             f"got {len(histories)}")
+        memory = self.config.memory_markers()
         samples = []
         for i, obs in enumerate(observations):
             if not obs.instructions:
@@ -278,6 +289,8 @@ class BridgeVLAPolicy(nn.Module):
             # The training point budget, with one fixed seed for every observation: the same observation gives the
             # same keypose, alone or anywhere in a batch.
             points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+            points, colors = add_memory_markers(
+                points, colors, [(k.position, k.gripper_open) for k in histories[i] or []], memory)
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

@@ -78,7 +78,7 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 
     cfg = load_job_config(args.config, list(args.overrides))
     ds = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                         cameras=cfg.model.cameras)
+                         cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     for workers in sorted({0, cfg.train.num_workers}):
         it = iter(KeyframeBatches(ds, cfg.train.batch_size, workers).iterate(0))
         next(it)  # worker start-up is not throughput

@@ -143,7 +143,7 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
         check_resume_config(yaml.safe_load(saved_path.read_text()), current)
     # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake.
     dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                              cameras=cfg.model.cameras)
+                              cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     policy = build_policy(cfg, device)
