@@ -13,6 +13,7 @@ from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers
 from bridgevla.evaluation.agents import PolicyAgent
 from pretrain.scenes import tabletop_samples
 from tests.bridgevla.model_helpers import (
+    fit_until,
     overhead_observation,
     single_thread,  # noqa: F401 (a fixture)
     tiny_policy,
@@ -79,14 +80,10 @@ def test_memory_decides_what_the_scene_cannot():
                                                   [(first, 1.0)], memory)
     batch = collate([a, b])
     policy = tiny_policy(seed=0, memory_keyposes=1)
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
-    for step in range(1, 601):
-        out = policy.compute_loss(batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        if step % 50 == 0:
-            err = (policy.predict(batch).position - batch.target_position).norm(dim=-1)
-            if err.max() < 0.02:
-                break
+
+    def errors():
+        return (policy.predict(batch).position - batch.target_position).norm(dim=-1)
+
+    step = fit_until(policy, batch, lambda: bool(errors().max() < 0.02), max_steps=600)
+    err = errors()
     assert err.max().item() < 0.02, f"position errors {err.tolist()} m after {step} steps"

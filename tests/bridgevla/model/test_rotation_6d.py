@@ -10,6 +10,7 @@ from bridgevla.model.policy import BridgeVLAPolicy
 from pretrain.scenes import tabletop_samples
 from rendering import quaternion_angle, quaternion_to_bins
 from tests.bridgevla.model_helpers import (
+    fit_until,
     overhead_observation,
     single_thread,  # noqa: F401 (a fixture)
     tiny_policy,
@@ -50,14 +51,10 @@ def test_6d_head_memorises_rotations():
     """Overfit 4 synthetic samples: the decoded rotation lands within 5 degrees of every target (bins allow 7.5)."""
     batch = collate(tabletop_samples(4, seed=0, table_points=600, points_per_object=60))
     policy = tiny_policy(seed=0, rotation_head="6d")
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
-    for step in range(1, 401):
-        out = policy.compute_loss(batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        if step % 50 == 0:
-            err = quaternion_angle(policy.predict(batch).quaternion.double(), batch.target_quaternion.double())
-            if err.max() < 5.0:
-                break
+
+    def errors():
+        return quaternion_angle(policy.predict(batch).quaternion.double(), batch.target_quaternion.double())
+
+    step = fit_until(policy, batch, lambda: bool(errors().max() < 5.0), max_steps=400)
+    err = errors()
     assert err.max().item() < 5.0, f"rotation errors {err.tolist()} degrees after {step} steps"
