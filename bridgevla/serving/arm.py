@@ -114,7 +114,8 @@ class FrankyArm:
     def state(self) -> ArmState:
         ee = self.robot.current_cartesian_state.pose.end_effector_pose
         joints = self.robot.current_joint_state
-        pose = np.concatenate([np.asarray(ee.translation, float).reshape(3), np.asarray(ee.quaternion, float).reshape(4)])
+        pose = np.concatenate([np.asarray(ee.translation, float).reshape(3),
+                               np.asarray(ee.quaternion, float).reshape(4)])
         return ArmState(pose, self._gripper_open, np.asarray(joints.position, float).copy(),
                         np.asarray(joints.velocity, float).copy())
 

@@ -145,6 +145,9 @@ class RealSenseCameras:
             self.close()
             raise
 
+    def intrinsics(self, name: str) -> np.ndarray:
+        return self._devices[name].intrinsics.copy()
+
     def read(self, ee_pose: np.ndarray | None = None) -> dict[str, CameraFrame]:
         out = {}
         for name, dev in self._devices.items():

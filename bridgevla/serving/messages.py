@@ -204,7 +204,8 @@ def observation_request(obs: Observation, cameras: list[str] | None = None, retu
 
 def keypose_reply(keypose: Keypose, num_points: int) -> dict[str, Any]:
     return {
-        "keypose": {"position": keypose.position.astype(np.float64), "quaternion": keypose.quaternion.astype(np.float64),
+        "keypose": {"position": keypose.position.astype(np.float64),
+                    "quaternion": keypose.quaternion.astype(np.float64),
                     "gripper_open": bool(keypose.gripper_open), "ignore_collisions": bool(keypose.ignore_collisions)},
         "action": keypose.to_array().astype(np.float64),
         "num_points": int(num_points),
