@@ -4,6 +4,7 @@ care which one it has."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,8 +46,9 @@ class PolicyClient:
             raise ImportError("the policy client needs websockets: pip install 'bridgevla[serve]'") from e
         self.url = url if url.startswith("ws") else f"ws://{url}"
         headers = {"Authorization": f"Api-Key {api_key}"} if api_key else None
-        self._ws = connect(self.url, compression=None, max_size=None, additional_headers=headers,
-                           open_timeout=open_timeout)
+        self._stack = contextlib.ExitStack()  # websockets wants connect() used as a context manager
+        self._ws = self._stack.enter_context(connect(self.url, compression=None, max_size=None,
+                                                     additional_headers=headers, open_timeout=open_timeout))
         self.metadata: dict[str, Any] = unpackb(self._ws.recv())
         # Send exactly the cameras the server asks for (when it names them), so a robot with extra cameras works.
         self.cameras = cameras or list(self.metadata.get("cameras") or []) or None
@@ -75,7 +77,7 @@ class PolicyClient:
         return Inference(parse_reply(reply), timing, reply.get("heatmaps"))
 
     def close(self) -> None:
-        self._ws.close()
+        self._stack.close()
 
     def __enter__(self) -> PolicyClient:
         return self
