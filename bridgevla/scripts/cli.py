@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser: argparse cannot pass `--flags` through a sub-command untouched
         return cmd_generate(argparse.Namespace(args=argv[1:]))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `robot ACTION --config F key=value`: two positionals around an option need argparse's intermixed parsing.
+    args = parser.parse_intermixed_args(argv) if argv[:1] == ["robot"] else parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError) as e:
