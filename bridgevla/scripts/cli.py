@@ -142,6 +142,14 @@ def cmd_robot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bridgevla robot", description="run | calibrate | record on a robot "
+                                "(backend sim or franka), configured by robot.yaml (docs/robot.md)")
+    p.add_argument("action", choices=["run", "calibrate", "record"])
+    _add_common(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridgevla", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,10 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("robot", help="run, calibrate or record demos on a robot (sim or Franka; docs/robot.md)")
-    p.add_argument("action", choices=["run", "calibrate", "record"])
-    _add_common(p)
-    p.set_defaults(func=cmd_robot)
+    sub.add_parser("robot", help="run, calibrate or record demos on a robot (sim or Franka; docs/robot.md); "
+                                 "`bridgevla robot --help` for its options", add_help=False)
 
     p = sub.add_parser("demo", help="generate demos, train, evaluate: the `make demo` pipeline")
     _add_common(p)
@@ -207,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser: argparse cannot pass `--flags` through a sub-command untouched
         return cmd_generate(argparse.Namespace(args=argv[1:]))
-    parser = build_parser()
-    # `robot ACTION --config F key=value`: two positionals around an option need argparse's intermixed parsing.
-    args = parser.parse_intermixed_args(argv) if argv[:1] == ["robot"] else parser.parse_args(argv)
+    if argv[:1] == ["robot"]:
+        # `robot ACTION --config F key=value`: positionals on both sides of an option need intermixed parsing,
+        # which argparse refuses on the main parser (generate's REMAINDER); the sub-command has its own parser.
+        args = _robot_parser().parse_intermixed_args(argv[1:])
+        args.command, args.func = "robot", cmd_robot
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError) as e:
