@@ -18,6 +18,8 @@ install: system-libs
 	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[sim,dev]"
+	# openpi's real client for the serving tests: its metadata pins numpy < 2, its code runs on our numpy 2.
+	$(PIP) install --quiet --no-deps openpi-client==0.1.2
 
 system-libs:
 	@missing=$$(for p in $(DEB_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -24,9 +24,16 @@ CORE = [
 EXTRAS = {
     # The embedded MuJoCo benchmark (renders with EGL or OSMesa from Debian's Mesa packages).
     "sim": ["mujoco==4.0.0", "scipy==1.17.1"],
-    # Real robot serving and point-cloud tools.
-    "real": ["open3d==0.20.0"],
-    "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5"],
+    # The policy server and its client (`bridgevla serve`, `bridgevla robot run` with policy.server).
+    "serve": ["websockets==17.4", "msgpack==1.2.4"],
+    # A real Franka with RealSense cameras (docs/robot.md): the server's libraries, franky, pyrealsense2, OpenCV
+    # (ChArUco hand-eye calibration) and point-cloud tools.
+    "real": ["websockets==17.4", "msgpack==1.2.4", "franky-control==2.0.0", "pyrealsense2==2.59.1.11053",
+             "opencv-python-headless==4.14.0.94", "open3d==0.20.0"],
+    # Tests: the serving tests also need websockets, msgpack and OpenCV; openpi-client==0.1.2 is installed by
+    # `make install` with --no-deps (its metadata pins numpy < 2; its client code runs on our numpy 2.3.5).
+    "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5", "websockets==17.4",
+            "msgpack==1.2.4", "opencv-python-headless==4.14.0.94"],
 }
 
 setup(

@@ -1,4 +1,4 @@
-"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|demo|bench-data``.
+"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|serve|robot|demo|bench-data``.
 
 Every sub-command takes ``--config FILE`` (YAML) and trailing ``key=value`` overrides (``bridgevla.configuration``);
 the few named flags are shorthands for the most common overrides. A configuration mistake prints one line naming
@@ -104,6 +104,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main((["--config", args.config] if args.config else []) + list(args.overrides))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from bridgevla.serving.server import ServeConfig, load_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    flags = _flag_overrides(args, {"checkpoint": "checkpoint", "host": "host", "port": "port", "device": "device"})
+    cfg = load_config(ServeConfig, args.config, list(args.overrides) + flags)
+    server = load_server(cfg)
+    print(f"bridgevla serve: {server.metadata['preset']} policy (weights sha256 "
+          f"{server.metadata['weights_sha256'][:12]}…) on ws://{cfg.host}:{cfg.port}; GET /healthz; Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_robot(args: argparse.Namespace) -> int:
+    import logging
+
+    from bridgevla.serving.robot import RobotConfig, calibrate_robot, record_robot, run_robot
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = load_config(RobotConfig, args.config, list(args.overrides))
+    if args.action == "run":
+        result = run_robot(cfg)
+        if cfg.backend == "sim":
+            from bridgevla.evaluation.report import markdown_table, summarise
+
+            print(markdown_table(summarise(result)))
+        print(f"episode logs: {Path(cfg.log_dir) / 'episodes'}")
+    elif args.action == "calibrate":
+        print(f"calibration written to {calibrate_robot(cfg)}")
+    else:
+        paths = record_robot(cfg)
+        print(f"{len(paths)} demos written under {cfg.record.out}")
+    return 0
+
+
+def _robot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bridgevla robot", description="run | calibrate | record on a robot "
+                                "(backend sim or franka), configured by robot.yaml (docs/robot.md)")
+    p.add_argument("action", choices=["run", "calibrate", "record"])
+    _add_common(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridgevla", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=20)
     p.set_defaults(func=cmd_bench_data)
 
+    p = sub.add_parser("serve", help="serve a policy to robots over websockets, openpi-compatible (docs/robot.md)")
+    _add_common(p)
+    p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("robot", help="run, calibrate or record demos on a robot (sim or Franka; docs/robot.md); "
+                                 "`bridgevla robot --help` for its options", add_help=False)
+
     p = sub.add_parser("demo", help="generate demos, train, evaluate: the `make demo` pipeline")
     _add_common(p)
     p.set_defaults(func=cmd_demo)
@@ -156,7 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser: argparse cannot pass `--flags` through a sub-command untouched
         return cmd_generate(argparse.Namespace(args=argv[1:]))
-    args = build_parser().parse_args(argv)
+    if argv[:1] == ["robot"]:
+        # `robot ACTION --config F key=value`: positionals on both sides of an option need intermixed parsing,
+        # which argparse refuses on the main parser (generate's REMAINDER); the sub-command has its own parser.
+        args = _robot_parser().parse_intermixed_args(argv[1:])
+        args.command, args.func = "robot", cmd_robot
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError) as e:
