@@ -31,7 +31,7 @@ from tqdm import tqdm
 from benchmarks.dataset import Episode, episode_dir, list_episodes, load_episode, save_episode
 from benchmarks.keyframes import discover_keyframes
 from benchmarks.protocol import CameraFrame, Keypose
-from benchmarks.rlbench_pickle import (
+from benchmarks.rlbench.pickles import (
     DemoRecord,
     ObservationRecord,
     RLBenchDemo,
