@@ -2,9 +2,9 @@
 
 Both keep one :class:`~bridgevla.evaluation.runner.EpisodeWorker` (one simulator, the agents) per worker and at most
 one episode in flight per worker, and yield each record as soon as it arrives, so the driver streams them into the
-resumable JSONL. A worker that dies (a simulator taking its process down, a lost node) voids the episodes it had in
-flight: each is charged one restart and rerun on a fresh worker; after ``cfg.restarts`` of those the episode is
-recorded as failed with the reason. Everything else an episode does is identical to a run in one process.
+resumable JSONL. A worker that dies (a simulator taking its process down, a lost node) voids the episode it was
+running: it is charged one restart and rerun on a fresh worker; after ``cfg.restarts`` of those it is recorded as
+failed with the reason. Everything else an episode does is identical to a run in one process.
 
 - processes: ``spawn``-started (simulators and torch hold threads and GL contexts that do not survive a fork), one
   torch thread each.
@@ -66,31 +66,45 @@ def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, resta
 
 def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
                     ) -> Iterator[dict[str, Any]]:
-    queue, restarts = deque(todo), _Restarts(cfg.restarts)
-    while queue:
+    """Episodes over ``cfg.workers`` spawned processes. When a process dies the pool is lost with every episode in
+    flight; those become suspects and rerun one at a time in the next pool, so a restart is charged to the episode
+    that really takes its process down, never to its innocent neighbours."""
+    queue, suspects, restarts = deque(todo), deque(), _Restarts(cfg.restarts)
+    while queue or suspects:
         pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"),
                                    initializer=_process_init, initargs=(cfg.benchmark, cfg.env, agent_specs))
         inflight: dict[Any, EpisodeSpec] = {}
+
+        def submit(spec: EpisodeSpec, pool: ProcessPoolExecutor = pool, inflight: dict = inflight) -> None:
+            inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts)] = spec
+
         try:
-            while queue or inflight:
-                while queue and len(inflight) < cfg.workers:
-                    spec = queue.popleft()
-                    inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec),
-                                         cfg.restarts)] = spec
+            while queue or suspects or inflight:
+                if suspects:  # isolation: one suspect at a time, nothing beside it
+                    if not inflight:
+                        submit(suspects.popleft())
+                else:
+                    while queue and len(inflight) < cfg.workers:
+                        submit(queue.popleft())
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     record = fut.result()  # BrokenProcessPool when a worker died
                     yield restarts.stamp(record, inflight.pop(fut))
         except BrokenProcessPool:
-            for fut, spec in list(inflight.items()):
+            lost = []
+            for fut, spec in inflight.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None:
                     yield restarts.stamp(fut.result(), spec)
-                    continue
-                failed = restarts.charge(spec, "worker process died (simulator crash?)")
+                else:
+                    lost.append(spec)
+            if len(lost) == 1:  # it ran alone: it is the one that kills its process
+                failed = restarts.charge(lost[0], "worker process died (simulator crash?)")
                 if failed is not None:
                     yield failed
                 else:
-                    queue.appendleft(spec)
+                    suspects.appendleft(lost[0])
+            else:
+                suspects.extend(lost)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
