@@ -74,6 +74,7 @@ class GemBenchEnv(CoppeliaEnv):
 
     benchmark = "gembench"
     terminate_ends_episode = False
+    keyframe_start = "clamp"  # GemBench's keystep detection
 
     def __init__(self, config: GemBenchConfig | None = None) -> None:
         super().__init__(config or GemBenchConfig())

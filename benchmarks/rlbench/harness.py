@@ -43,7 +43,12 @@ from benchmarks.protocol import (
     StepResult,
     split_episode_seed,
 )
-from benchmarks.rlbench.demo_io import LOW_DIM_PICKLE, VARIATION_NUMBER, camera_from_rlbench
+from benchmarks.rlbench.demo_io import (
+    LOW_DIM_PICKLE,
+    VARIATION_NUMBER,
+    camera_from_rlbench,
+    import_rlbench_episode,
+)
 from benchmarks.rlbench.pickles import load_rlbench_pickle
 
 CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
@@ -189,6 +194,7 @@ class CoppeliaEnv:
     # Does the harness's ``terminate`` flag (a task's fail condition) end the episode? YARR's evaluation loop
     # (RLBench, COLOSSEUM) stops there; GemBench's keeps stepping until success, an error or the step limit.
     terminate_ends_episode = True
+    keyframe_start: Literal["wrap", "clamp"] = "wrap"  # the keyframe rule of the harness's training data
 
     def __init__(self, config: HarnessConfig) -> None:
         self.config = config
@@ -199,6 +205,7 @@ class CoppeliaEnv:
         self._task_name: str | None = None
         self._inits_since_load = 0  # init_episode calls since the task was loaded (COLOSSEUM's factor RNGs)
         self._last: Observation | None = None
+        self._source: Path | None = None  # the stored test episode the current one was rebuilt from
         self._steps = 0
         self.launches = 0  # how often the simulator was launched (restarts after crashes show here)
 
@@ -305,6 +312,7 @@ class CoppeliaEnv:
             self._inits_since_load += 1
             self._on_reset(obs)
             self._steps = 0
+            self._source = stored[0] if stored is not None else None
             self._last = convert_observation(
                 obs, self.config.cameras, self._instructions(list(descriptions), seed), task, variation, episode,
                 {"benchmark": self.benchmark, "run": run, "source": str(stored[0]) if stored else "live"})
@@ -343,6 +351,14 @@ class CoppeliaEnv:
             info["error"] = ("task failure condition" if terminate and self.terminate_ends_episode
                              else f"step limit: {self.config.max_keyposes} keyposes")
         return StepResult(self._last, success, done, info)
+
+    def expert_keyposes(self) -> list[Keypose]:
+        """The stored test demo's own keyposes: the gripper pose, state and ``ignore_collisions`` at each keyframe
+        of its recording (what training targets; RVT's ``replay_ground_truth``). Replaying them is the ceiling the
+        harness and its planner allow, the ``expert`` baseline of ``bridgevla eval``."""
+        if self._source is None:
+            raise ValueError(f"{self.benchmark}: the expert replays stored test demos; set env.test_root")
+        return list(import_rlbench_episode(self._source, cameras=[], keyframe_start=self.keyframe_start).keyposes)
 
     def _crash(self, error: Exception, where: str) -> None:
         self._shutdown()

@@ -9,18 +9,29 @@ import pytest
 from benchmarks.protocol import Environment, Keypose, SimulatorError, episode_seed
 from benchmarks.rlbench.env import PERACT_TASKS, RLBenchConfig, RLBenchEnv, rlbench_action
 from benchmarks.rlbench.harness import HarnessNotInstalled
-from benchmarks.rlbench.pickles import RLBenchDemo, dump_rlbench_pickle
+from benchmarks.rlbench.pickles import RLBenchDemo, RLBenchObservation, dump_rlbench_pickle
 
 TABLE_Z = 0.752  # the fake world's table top
 DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # xyzw: the gripper pointing down (180° about x)
 
 
+def demo_recording(seed):
+    """What an expert recording of the fake task looks like: from the start pose, moving, to closed at the goal
+    (PerAct's keyframes of it: the last tick alone)."""
+    xy = first_cube_xy(seed)
+    poses = [[0.28, 0.0, 1.47], [0.2, 0.0, 1.2], [xy[0], xy[1], TABLE_Z + 0.08]]
+    return [RLBenchObservation(gripper_pose=np.r_[p, DOWN], gripper_open=g, joint_positions=np.zeros(7),
+                               joint_velocities=np.full(7, v), ignore_collisions=np.array(1.0), misc={})
+            for p, g, v in zip(poses, (1.0, 1.0, 0.0), (0.5, 0.5, 0.0))]
+
+
 def write_test_set(episodes_dir, seeds, variations=None):
-    """Stored test demos as RLBench writes them: a pickled Demo whose random_seed rebuilds the scene."""
+    """Stored test demos as RLBench writes them: a pickled Demo (of low-dim observations) whose random_seed
+    rebuilds the scene."""
     for i, s in enumerate(seeds):
         folder = episodes_dir / f"episode{i}"
         folder.mkdir(parents=True)
-        dump_rlbench_pickle(RLBenchDemo([], random_seed=np.random.RandomState(s).get_state()),
+        dump_rlbench_pickle(RLBenchDemo(demo_recording(s), random_seed=np.random.RandomState(s).get_state()),
                             folder / "low_dim_obs.pkl")
         if variations is not None:
             dump_rlbench_pickle(int(variations[i]), folder / "variation_number.pkl")
