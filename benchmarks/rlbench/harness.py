@@ -57,8 +57,9 @@ COPPELIASIM = "CoppeliaSim 4.1.0 (CoppeliaSim_Edu_V4_1_0_Ubuntu20_04)"
 PYREP = "PyRep (stepjam/PyRep@231a1ac; GemBench: cshizhe/PyRep)"
 
 
-class HarnessNotInstalled(ImportError):
-    """An outside simulator piece is missing; the message names it and how to install it."""
+class HarnessNotInstalled(ImportError, ValueError):
+    """An outside simulator piece is missing; the message names it and how to install it. A ValueError too, so
+    command lines report it as a one-line error rather than a traceback."""
 
 
 def import_harness(modules: dict[str, str], benchmark: str) -> dict[str, Any]:
@@ -267,12 +268,17 @@ class CoppeliaEnv:
         if task not in self.tasks():
             raise ValueError(f"task {task!r} is not one of {self.benchmark}'s tasks {self.tasks()}")
 
-    def _ensure(self, task: str, episode: int) -> None:
-        """Launch the simulator / load the task as needed (see ``_environment_key`` and ``_episodes_before``)."""
+    def preflight(self) -> None:
+        """Import the simulator stack and check the fork without launching anything: a runner calls it before the
+        first episode, so a missing piece is one clear error, not a failed episode per test episode."""
         if self._mods is None:
             mods = import_harness(self._modules(), self.benchmark)
             self._check_fork(mods)
             self._mods = mods
+
+    def _ensure(self, task: str, episode: int) -> None:
+        """Launch the simulator / load the task as needed (see ``_environment_key`` and ``_episodes_before``)."""
+        self.preflight()
         key = self._environment_key(task)
         if self._env is not None and key != self._env_key:
             self._shutdown()

@@ -244,6 +244,9 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
         unknown = [t for t in tasks if t not in available]
         if unknown:
             raise ValueError(f"eval.tasks: {unknown} not in benchmark {cfg.benchmark!r} (has {available})")
+        preflight = getattr(probe, "preflight", None)  # optional: harnesses check their simulator install up front
+        if callable(preflight):
+            preflight()
         if "expert" in cfg.agents and not callable(getattr(probe, "expert_keyposes", None)):
             raise ValueError(f"eval.agents: 'expert' needs expert_keyposes(), which {cfg.benchmark!r} lacks")
         variations = {t: probe.variations(t) for t in tasks}

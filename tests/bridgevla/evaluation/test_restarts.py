@@ -101,7 +101,7 @@ def test_an_episode_that_always_kills_its_worker_fails_after_the_restarts(tmp_pa
     assert [r["restarts"] for r in recs if r["success"]] == [0, 0]  # the neighbours were never charged
 
 
-def test_the_three_harnesses_are_registered_with_their_tables(monkeypatch, tmp_path):
+def test_the_three_harnesses_are_registered_with_their_tables(monkeypatch, tmp_path, capsys):
     assert set(BENCHMARKS) == {"embedded", "rlbench", "colosseum", "gembench"}
     monkeypatch.delenv("COPPELIASIM_ROOT", raising=False)
     env = make_env("rlbench", {"tasks": "close_jar,open_drawer", "image_size": 64})
@@ -110,10 +110,15 @@ def test_the_three_harnesses_are_registered_with_their_tables(monkeypatch, tmp_p
         make_env("rlbench", {"tasks": "pick_fake"})
     with pytest.raises(ValueError, match="unknown config key.*env.image_sise"):
         make_env("gembench", {"image_sise": 128})
-    # asked for without CoppeliaSim, the run fails at the first reset naming the missing piece
-    recs = evaluate(EvalConfig(benchmark="rlbench", agents=["random"], tasks=["close_jar"], episodes=1,
-                               out_dir=str(tmp_path / "ev"), progress=False, restarts=0))
-    assert "HarnessNotInstalled" in recs[0]["error"] and "COPPELIASIM_ROOT is not set" in recs[0]["error"]
+    # asked for without CoppeliaSim: one error naming the missing piece before any episode runs
+    with pytest.raises(ValueError, match="--benchmark rlbench needs CoppeliaSim 4.1.0.*COPPELIASIM_ROOT is not set"):
+        evaluate(EvalConfig(benchmark="rlbench", agents=["random"], tasks=["close_jar"], episodes=1,
+                            out_dir=str(tmp_path / "ev"), progress=False))
+    assert not (tmp_path / "ev" / "episodes.jsonl").exists() or not (tmp_path / "ev" / "episodes.jsonl").read_text()
+    from bridgevla.scripts.cli import main
+
+    assert main(["eval", "--benchmark", "colosseum", "--agents", "random", "--out", str(tmp_path / "c")]) == 2
+    assert "needs COLOSSEUM" in capsys.readouterr().err
     records = [{"agent": "policy", "task": "close_jar", "seed": s, "episode": 0, "success": s == 0} for s in (0, 1)]
     (table,) = published_tables("rlbench", records)
     assert table.cell("policy", "Close Jar").text() == "50.0 ± 70.7"
