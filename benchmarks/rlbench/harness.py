@@ -354,8 +354,10 @@ class CoppeliaEnv:
         done = success or limit or (terminate and self.terminate_ends_episode)
         info = {**info, "steps": self._steps, "action": action.tolist()}
         if done and not success:
-            info["error"] = ("task failure condition" if terminate and self.terminate_ends_episode
-                             else f"step limit: {self.config.max_keyposes} keyposes")
+            if terminate and self.terminate_ends_episode:
+                info["error"] = "task failure condition"
+            else:  # ran out of keyposes: no error, like the runner's own cap
+                info["step_limit"] = True
         return StepResult(self._last, success, done, info)
 
     def expert_keyposes(self) -> list[Keypose]:

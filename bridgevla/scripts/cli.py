@@ -43,6 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from benchmarks.tables import write_tables
     from bridgevla.evaluation.envs import published_tables
+    from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
 
@@ -53,13 +54,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = evaluate(cfg)
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
+    failures = write_failures(records, cfg.out_dir)
     tables = published_tables(cfg.benchmark, records)
     if tables is None:
         print(markdown_table(summary))
     else:  # the paper's layout (table.*) beside the generic per-task report (results.*)
         paths |= {f"table.{k}": v for k, v in write_tables(tables, cfg.out_dir, stem="table").items()}
         print(tables[0].markdown())
-    print("results: " + ", ".join(str(p) for p in paths.values()))
+    print(failures["md"].read_text())
+    print("results: " + ", ".join(str(p) for p in [*paths.values(), *failures.values()]))
     return 0
 
 
@@ -82,7 +85,7 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 
     cfg = load_job_config(args.config, list(args.overrides))
     ds = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                         cameras=cfg.model.cameras)
+                         cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     for workers in sorted({0, cfg.train.num_workers}):
         it = iter(KeyframeBatches(ds, cfg.train.batch_size, workers).iterate(0))
         next(it)  # worker start-up is not throughput

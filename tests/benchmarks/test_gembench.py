@@ -142,7 +142,7 @@ def test_failure_flag_does_not_end_a_gembench_episode_but_the_step_cap_does(fake
     env.reset("push_button+0", 0, 5)
     low = Keypose([0.0, 0.3, TABLE_Z + 0.005], DOWN, True, True)
     assert [env.step(low).done for _ in range(3)] == [False, False, True]
-    assert env.step(low).info["error"] == "step limit: 3 keyposes"
+    assert env.step(low).info["error"] == "step limit: 3 keyposes"  # asked for a 4th
     env.reset("push_button+0", 0, 5)
     _, success, done, info = env.step(Keypose([0.3, 0.0, TABLE_Z + 0.95], DOWN, True, True))  # unreachable
     assert (success, done) == (False, True) and info["error"].startswith("InvalidActionError")
