@@ -30,9 +30,9 @@ def test_bridgevla_eval_rlbench_writes_the_published_table(fake_harness, tmp_pat
     assert table in capsys.readouterr().out
     records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 16 and {r["env_seed"] for r in records} == {0, 1, 10_000, 10_001}
-    assert sorted(p.name for p in out.iterdir()) == ["episodes.jsonl", "results.csv", "results.json", "results.md",
-                                                     "results.png", "table.csv", "table.json", "table.md",
-                                                     "table.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "episodes.jsonl", "failures.json", "failures.md", "results.csv", "results.json", "results.md", "results.png",
+        "table.csv", "table.json", "table.md", "table.png"]
 
 
 def test_gembench_runs_on_its_published_seeds(fake_harness, tmp_path):
