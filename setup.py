@@ -22,7 +22,7 @@ CORE = [
 ]
 
 # The simulator harnesses (docs/benchmarks.md). PyRep compiles against CoppeliaSim 4.1.0 at install time, so
-# CoppeliaSim comes first (COPPELIASIM_ROOT set): scripts/install_rlbench.sh does it all. Forks pinned to the commits
+# CoppeliaSim comes first (COPPELIASIM_ROOT set): benchmarks/rlbench/install.sh does it all. Forks pinned to the commits
 # the published numbers were produced with (REFERENCE §2, §8).
 PYREP = "pyrep @ git+https://github.com/stepjam/PyRep.git@231a1ac6b0a179cff53c1d403d379260b9f05f2f"
 RLBENCH_PERACT = "rlbench @ git+https://github.com/buttomnutstoast/RLBench.git@587a6a0e6dc8cd36612a208724eb275fe8cb4470"
@@ -43,7 +43,7 @@ EXTRAS = {
     # `make install` with --no-deps (its metadata pins numpy < 2; its client code runs on our numpy 2.3.5).
     "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5", "websockets==17.4",
             "msgpack==1.2.4", "opencv-python-headless==4.14.0.94"],
-    # RLBench-18 and COLOSSEUM (COLOSSEUM itself is installed editable by scripts/install_rlbench.sh: its task JSONs
+    # RLBench-18 and COLOSSEUM (COLOSSEUM itself is installed editable by benchmarks/rlbench/install.sh: its task JSONs
     # are not in its package data); omegaconf/hydra-core are COLOSSEUM's config libraries (hydra 1.3 needs omegaconf
     # < 2.4).
     "rlbench": [PYREP, RLBENCH_PERACT, *HARNESS_COMMON, "omegaconf==2.3.0", "hydra-core==1.3.2"],

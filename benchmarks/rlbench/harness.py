@@ -52,7 +52,7 @@ from benchmarks.rlbench.demo_io import (
 from benchmarks.rlbench.pickles import load_rlbench_pickle
 
 CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
-INSTALL = "see docs/benchmarks.md (scripts/install_rlbench.sh installs it)"
+INSTALL = "see docs/benchmarks.md (benchmarks/rlbench/install.sh installs it)"
 COPPELIASIM = "CoppeliaSim 4.1.0 (CoppeliaSim_Edu_V4_1_0_Ubuntu20_04)"
 PYREP = "PyRep (stepjam/PyRep@231a1ac; GemBench: cshizhe/PyRep)"
 

@@ -139,8 +139,9 @@ def ray_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[Episod
     started = not ray.is_initialized()
     if started:
         if cfg.ray_address == "local":
+            # A private instance on loopback only: nothing of it listens on the machine's network address.
             ray.init(num_cpus=max(1, int(cfg.workers * cfg.ray_num_cpus + 0.999)), include_dashboard=False,
-                     configure_logging=False, log_to_driver=False)
+                     configure_logging=False, log_to_driver=False, _node_ip_address="127.0.0.1")
         else:
             ray.init(address=cfg.ray_address, log_to_driver=False)
     actor_class = ray.remote(num_cpus=cfg.ray_num_cpus, num_gpus=cfg.ray_num_gpus, max_restarts=0)(

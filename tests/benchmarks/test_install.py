@@ -13,8 +13,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SCRIPT = ROOT / "benchmarks" / "rlbench" / "install.sh"
+
+
 def dry_run(tmp_path, *args):
-    res = subprocess.run(["bash", str(ROOT / "scripts" / "install_rlbench.sh"), "--dry-run", "--no-apt", "--prefix",
+    res = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--no-apt", "--prefix",
                           str(tmp_path), *args], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHON": sys.executable})
     assert res.returncode == 0, res.stderr
@@ -32,7 +35,7 @@ def test_dry_run_installs_coppeliasim_then_the_pinned_stack(tmp_path):
     assert list(tmp_path.iterdir()) == []  # a dry run touches nothing
     gem = dry_run(tmp_path, "--gembench")
     assert "[gembench]" in gem and "robot-colosseum" not in gem
-    res = subprocess.run(["bash", str(ROOT / "scripts" / "install_rlbench.sh"), "--bogus"], capture_output=True,
+    res = subprocess.run(["bash", str(SCRIPT), "--bogus"], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 2 and "unknown option --bogus" in res.stderr
 

@@ -4,9 +4,9 @@
 #
 #   CoppeliaSim 4.1.0 (Ubuntu 20.04 build) -> PyRep -> the RLBench fork the published numbers used -> COLOSSEUM
 #
-#   scripts/install_rlbench.sh                 # RLBench-18 + COLOSSEUM: PyRep@231a1ac, buttomnutstoast/RLBench@587a6a0
-#   scripts/install_rlbench.sh --gembench      # GemBench: cshizhe/PyRep + rjgpinel/RLBench (use its own venv!)
-#   scripts/install_rlbench.sh --dry-run       # print what would be done
+#   benchmarks/rlbench/install.sh                 # RLBench-18 + COLOSSEUM: PyRep@231a1ac, buttomnutstoast/RLBench@587a6a0
+#   benchmarks/rlbench/install.sh --gembench      # GemBench: cshizhe/PyRep + rjgpinel/RLBench (use its own venv!)
+#   benchmarks/rlbench/install.sh --dry-run       # print what would be done
 #
 # Options: --prefix DIR (where CoppeliaSim and COLOSSEUM go; default ~/.local/share/bridgevla), --no-colosseum,
 # --no-apt. Afterwards: `source <prefix>/coppeliasim_env.sh` in every shell that runs the harness, and run headless
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python}"
 run() {
     echo "+ $*"
@@ -68,7 +68,7 @@ ENV_FILE="${PREFIX}/coppeliasim_env.sh"
 echo "+ write ${ENV_FILE}"
 if [ "$DRY" = 0 ]; then
     cat > "${ENV_FILE}" <<EOF
-# source this before running the CoppeliaSim harnesses (written by scripts/install_rlbench.sh)
+# source this before running the CoppeliaSim harnesses (written by benchmarks/rlbench/install.sh)
 export COPPELIASIM_ROOT="${ROOT}"
 export LD_LIBRARY_PATH="\${LD_LIBRARY_PATH:-}:\${COPPELIASIM_ROOT}"
 export QT_QPA_PLATFORM_PLUGIN_PATH="\${COPPELIASIM_ROOT}"
