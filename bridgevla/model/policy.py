@@ -245,6 +245,14 @@ class BridgeVLAPolicy(nn.Module):
             cube_points=[p1, p2z],
         )
 
+    def input_cloud(self, observation: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """The world cloud ``act()`` feeds the model for ``observation``: the policy's cameras through the shared
+        preprocessing (cropped to the bounds), then the training point budget with one fixed seed for every
+        observation, so the same observation gives the same keypose alone or anywhere in a batch. Returns points
+        (N, 3) float32 world metres and colours (N, 3) float32 in [0, 1]."""
+        points, colors = observation_cloud(observation, self.bounds, list(self.config.cameras) or None)
+        return subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+
     @torch.no_grad()
     def act(
         self, observation: Observation | Sequence[Observation], return_prediction: bool = False
@@ -259,10 +267,7 @@ class BridgeVLAPolicy(nn.Module):
         for i, obs in enumerate(observations):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
-            points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
-            # The training point budget, with one fixed seed for every observation: the same observation gives the
-            # same keypose, alone or anywhere in a batch.
-            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+            points, colors = self.input_cloud(obs)
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)
