@@ -7,6 +7,8 @@
 - Every finished episode is one line appended to ``episodes.jsonl``; a restarted run reads it and skips what is
   done, so a crash costs at most the episodes in flight.
 - ``workers > 1`` runs one environment (and one agent) per process; the parent alone writes the JSONL.
+- ``videos=N``: an MP4 of each of the first N episodes per agent and task (first seed), written by
+  ``bridgevla.evaluation.video`` (optional ``[viz]`` extra); the episode's record names it.
 
 Nothing here knows a benchmark: environments come from ``bridgevla.evaluation.envs.make_env``.
 """
@@ -28,6 +30,7 @@ from tqdm import tqdm
 from benchmarks.protocol import MAX_EPISODE_KEYPOSES, Environment
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.evaluation.envs import make_env
+from bridgevla.evaluation.observe import EpisodeObserver
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -47,6 +50,9 @@ class EvalConfig:
     device: str = "auto"
     bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
+    videos: int = 0  # MP4 of the first N episodes per agent and task, first seed (needs the [viz] extra)
+    video_camera: str = ""  # the camera the videos show; empty: the observation's first camera
+    video_fps: int = 10
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
 
@@ -71,6 +77,10 @@ class EvalConfig:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
+        if self.videos < 0:
+            raise ValueError(f"eval.videos must be >= 0, got {self.videos}")
+        if self.video_fps < 1:
+            raise ValueError(f"eval.video_fps must be >= 1, got {self.video_fps}")
 
 
 @dataclass(frozen=True)
@@ -95,23 +105,36 @@ def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int])
 
 
 def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-                strip: Path | None = None) -> dict[str, Any]:
+                strip: Path | None = None, video: VideoRequest | None = None,
+                observer: EpisodeObserver | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
     episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
-    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy)."""
+    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy).
+    ``video``: write an MP4 of the episode (its path goes into the record as ``video``). ``observer``: any other
+    :class:`~bridgevla.evaluation.observe.EpisodeObserver` (``bridgevla inspect`` uses one)."""
     recording = strip is not None and hasattr(agent, "frames")
     if recording:
         agent.frames = []
+    if video is not None:
+        from bridgevla.evaluation.video import EpisodeVideo  # lazy: PyAV is an optional extra
+
+        observer = EpisodeVideo(video.path, spec, video.camera, video.fps)
     try:
-        return _episode(env, agent, spec, max_keyposes)
+        record = _episode(env, agent, spec, max_keyposes, observer)
     finally:
+        if observer is not None:
+            observer.close(env)
         if recording:
             if agent.frames:
                 save_strip(agent.frames, strip)
             agent.frames = None
+    if video is not None and (written := observer.write(record)) is not None:
+        record["video"] = str(written)
+    return record
 
 
-def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+             observer: EpisodeObserver | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     success, steps, error = False, 0, None
     try:
@@ -120,6 +143,8 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
     except Exception as e:
         error = f"reset: {type(e).__name__}: {e}"
     else:
+        if observer is not None:  # outside the try blocks: an observer's bug is not the agent's or the env's failure
+            observer.on_reset(env, obs)
         for steps in range(1, max_keyposes + 1):  # noqa: B007 (steps is reported)
             try:
                 kp = agent.act(obs)
@@ -135,6 +160,8 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             except Exception as e:  # the protocol forbids it, but a simulator bug must not kill the whole run
                 error = f"env: {type(e).__name__}: {e}"
                 break
+            if observer is not None:
+                observer.on_step(env, kp, obs, info)
             if ok:
                 success = True
                 break
@@ -175,17 +202,35 @@ def _worker_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[
     _WORKER["agents"] = {}
 
 
-def _worker_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None) -> dict[str, Any]:
+def _worker_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, video: VideoRequest | None
+                ) -> dict[str, Any]:
     agents = _WORKER["agents"]
     if spec.agent not in agents:  # built on first use, so a worker that only runs baselines never loads the model
         agents[spec.agent] = make_agent(_WORKER["specs"][spec.agent])
-    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip)
+    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip, video)
 
 
 def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
     """Where the PNG strip of ``spec`` goes, or None: the first ``strips`` episodes of the first seed, per task."""
     if cfg.strips and spec.seed == cfg.seeds[0] and spec.episode < cfg.strips:
         return Path(cfg.out_dir) / "strips" / f"{spec.agent}_{spec.task}_seed{spec.seed}_ep{spec.episode}.png"
+    return None
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Where and how to film one episode (plain values: it travels to worker processes)."""
+
+    path: Path
+    camera: str  # "" = the observation's first camera
+    fps: int
+
+
+def video_request(cfg: EvalConfig, spec: EpisodeSpec) -> VideoRequest | None:
+    """The video of ``spec``, or None: the first ``videos`` episodes of the first seed, per agent and task."""
+    if cfg.videos and spec.seed == cfg.seeds[0] and spec.episode < cfg.videos:
+        path = Path(cfg.out_dir) / "videos" / f"{spec.agent}_{spec.task}_seed{spec.seed}_ep{spec.episode}.mp4"
+        return VideoRequest(path, cfg.video_camera, cfg.video_fps)
     return None
 
 
@@ -196,7 +241,8 @@ def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: lis
     for spec in todo:
         if spec.agent not in agents:
             agents[spec.agent] = make_agent(by_name[spec.agent])
-        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec))
+        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec),
+                          video_request(cfg, spec))
 
 
 def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
@@ -213,6 +259,10 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
             raise ValueError(f"eval.tasks: {unknown} not in benchmark {cfg.benchmark!r} (has {available})")
         if "expert" in cfg.agents and not callable(getattr(probe, "expert_keyposes", None)):
             raise ValueError(f"eval.agents: 'expert' needs expert_keyposes(), which {cfg.benchmark!r} lacks")
+        if cfg.videos:
+            from bridgevla.evaluation.video import require_av
+
+            require_av()  # before the first episode, not after a long run
         variations = {t: probe.variations(t) for t in tasks}
         specs = episode_specs(cfg, tasks, variations)
         path = out / EPISODES_FILE
@@ -242,6 +292,7 @@ def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], to
     # spawn, not fork: simulators and torch hold threads and GL contexts that do not survive a fork.
     with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_worker_init,
                              initargs=(cfg.benchmark, cfg.env, agent_specs)) as pool:
-        futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s)) for s in todo]
+        futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s), video_request(cfg, s))
+                   for s in todo]
         for fut in as_completed(futures):
             yield fut.result()
