@@ -17,7 +17,7 @@ install: system-libs
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[sim,dev]"
+	$(PIP) install --quiet -e ".[sim,dev,viz]"
 
 system-libs:
 	@missing=$$(for p in $(DEB_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -26,7 +26,11 @@ EXTRAS = {
     "sim": ["mujoco==4.0.0", "scipy==1.17.1"],
     # Real robot serving and point-cloud tools.
     "real": ["open3d==0.20.0"],
-    "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5"],
+    # Seeing episodes: `bridgevla inspect` (rerun recordings, pulls pyarrow) and `bridgevla eval ... videos=N` (MP4
+    # through PyAV, whose wheels bundle FFmpeg with libx264). Both are imported lazily; nothing else needs them.
+    "viz": ["rerun-sdk==0.41.0", "av==18.1.0"],
+    # websockets: the headless-Chromium screenshot of the web viewer (bridgevla/scripts/viewer_screenshot.py).
+    "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5", "websockets==17.4"],
 }
 
 setup(

@@ -96,12 +96,11 @@ def _fmt_keypose(k: Any) -> str:
             f"{'ignore collisions' if k.ignore_collisions else 'avoid collisions'}")
 
 
-def viewer_url(web_port: int, grpc_url: str, keypose: int | None = None) -> str:
-    """The web viewer's address showing ``grpc_url``, optionally with the time cursor on ``keypose``."""
+def viewer_url(web_port: int, grpc_url: str) -> str:
+    """The address of the web viewer (on ``web_port``) showing the stream of the gRPC server at ``grpc_url``."""
     from urllib.parse import quote
 
-    source = grpc_url + (f"#when={TIMELINE}@{keypose}" if keypose is not None else "")
-    return f"http://localhost:{web_port}/?url={quote(source, safe='')}"
+    return f"http://localhost:{web_port}/?url={quote(grpc_url, safe='')}"
 
 
 class RerunEpisodeLog:
@@ -115,30 +114,37 @@ class RerunEpisodeLog:
                  web_port: int = 9090, open_browser: bool = False, recording_id: str | None = None) -> None:
         if path is None and not serve:
             raise ValueError("out: give an .rrd path, or serve=true to stream to a viewer")
-        rr = self.rr = require_rerun()
-        self.rec = rr.RecordingStream("bridgevla", recording_id=recording_id or str(uuid.uuid4()))
-        sinks = []
-        if path is not None:
-            self.path = Path(path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            sinks.append(rr.FileSink(str(self.path)))
+        self.rr = require_rerun()
+        self.path = None if path is None else Path(path)
+        self.serve, self.grpc_port, self.web_port, self.open_browser = serve, grpc_port, web_port, open_browser
+        self.rec = self.rr.RecordingStream("bridgevla", recording_id=recording_id or str(uuid.uuid4()))
         self.url: str | None = None
-        if serve:
-            server = rr.GrpcServerSink(port=grpc_port)
-            sinks.append(server)
-            rr.serve_web_viewer(web_port=web_port, open_browser=open_browser,
-                                connect_to=server.uri.replace("0.0.0.0", "127.0.0.1"))
-            # The server binds every interface; a browser on this machine reaches it on the loopback address.
-            self.grpc_url = server.uri.replace("0.0.0.0", "127.0.0.1")
-            self.url = viewer_url(web_port, self.grpc_url)
-        self.rec.set_sinks(*sinks, default_blueprint=blueprint())
         self.header: EpisodeHeader | None = None
         self.path_so_far: list[np.ndarray] = []
 
+    def _open(self) -> None:
+        """Attach the file and/or the server: on the first ``begin``, so that an episode that cannot start (a bad
+        task, a missing file) leaves no empty recording behind."""
+        rr, sinks = self.rr, []
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sinks.append(rr.FileSink(str(self.path)))
+        if self.serve:
+            server = rr.GrpcServerSink(port=self.grpc_port)
+            sinks.append(server)
+            # The server binds every interface; a browser on this machine reaches it on the loopback address.
+            grpc_url = server.uri.replace("0.0.0.0", "127.0.0.1")
+            rr.serve_web_viewer(web_port=self.web_port, open_browser=self.open_browser, connect_to=grpc_url)
+            self.url = viewer_url(self.web_port, grpc_url)
+            print(f"streaming live: open {self.url}", flush=True)
+        self.rec.set_sinks(*sinks, default_blueprint=blueprint())
+
     # ---------------------------------------------------------------- EpisodeSink
     def begin(self, header: EpisodeHeader) -> None:
+        if self.header is None:
+            self._open()
         rr, rec = self.rr, self.rec
-        self.header = header
+        self.header, self.path_so_far = header, []
         lines = [f"# {header.task} · variation {header.variation}",
                  f"{header.source} episode {header.episode}, seed {header.seed}; agent: {header.agent}; "
                  f"reference: {header.reference}", "", "**Instructions**", ""]

@@ -78,8 +78,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         flags.append("serve=true")
     cfg = load_config(InspectConfig, args.config, list(args.overrides) + flags)
     log = RerunEpisodeLog(cfg.out, cfg.serve, cfg.grpc_port, cfg.web_port, cfg.open_browser)
-    if log.url:
-        print(f"streaming live: open {log.url}", flush=True)
     record = run_inspect(cfg, log)
     if not cfg.serve:
         log.close()
