@@ -16,6 +16,7 @@ imported only here, and only when videos are asked for.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def keypose_overlay_pixels(keypose: Keypose, intrinsics: np.ndarray, extrinsics:
                            torch.as_tensor(extrinsics, dtype=torch.float64)).numpy()
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
