@@ -7,8 +7,8 @@ timeline (one value per keypose, plus the end state); docs/inspection.md has the
     instruction                          static text: task, variation, instructions, source
     world/bounds                         static box: the crop bounds
     world/cloud                          the cloud the policy rendered, in its colours
-    world/score/stage1, .../stage2       the same points coloured by each stage's fusion score (inferno),
-                                         raw scores in the ``score`` column
+    world/score/stage1, .../stage2       the same points coloured by each stage's fusion score (inferno, min to
+                                         max), raw scores in the ``score`` column
     world/stage1, world/zoom             the stage-1 point and the stage-2 zoom cube
     world/predicted, world/reference     keypose frames (axes) with a dot: green = gripper open, red = closed
     world/gripper                        where the arm was when the keypose was asked for
@@ -53,28 +53,44 @@ def inferno(values: np.ndarray) -> np.ndarray:
     return (colormaps["inferno"](np.clip(values, 0.0, 1.0))[..., :3] * 255).round().astype(np.uint8)
 
 
+def normalise(values: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] (all zeros when flat): colours show where the belief is highest relative to the rest, which
+    is what a peaked (trained) and a nearly flat (untrained) heatmap both need to show."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+
+
 def heatmap_overlay(heat: np.ndarray) -> np.ndarray:
     """(S, S) probabilities → (S, S, 4) uint8 RGBA: inferno colours, opacity growing with the heat (peak = 0.65)."""
-    w = heat / max(float(heat.max()), 1e-12)
+    w = normalise(heat)
     rgba = np.empty((*heat.shape, 4), np.uint8)
     rgba[..., :3] = inferno(w)
     rgba[..., 3] = (HEATMAP_ALPHA * 255 * w).round().astype(np.uint8)
     return rgba
 
 
-def blueprint() -> Any:
+def blueprint(bounds: list[float] | None = None) -> Any:
     """The default layout: left, the scene in its colours above the cloud coloured by the fused heatmap score (a tab
-    per stage); right, both stages' three views with their heatmaps, the texts and the error plots."""
+    per stage); right, both stages' three views with their heatmaps, the texts and the error plots. With ``bounds``
+    the 3D views start looking at the workspace, obliquely from the +x side and above (not at the far cameras)."""
     import rerun.blueprint as rrb
+
+    eye = None
+    if bounds is not None:
+        lo, hi = np.asarray(bounds[:3], dtype=np.float64), np.asarray(bounds[3:], dtype=np.float64)
+        centre, size = (lo + hi) / 2, float(np.max(hi - lo))
+        eye = rrb.EyeControls3D(position=centre + size * np.array([1.5, -0.9, 1.0]), look_target=centre,
+                                eye_up=[0.0, 0.0, 1.0])
 
     views = [rrb.Spatial2DView(origin=f"views/stage{k}/{v}", name=f"stage {k} · {v}")
              for k in (1, 2) for v in VIEW_NAMES]
     keyposes = ["+ world/bounds", "+ world/predicted/**", "+ world/reference/**", "+ world/stage1", "+ world/zoom"]
-    scores = [rrb.Spatial3DView(origin="world", name=f"fused heatmap score · stage {k}",
+    scores = [rrb.Spatial3DView(origin="world", name=f"fused heatmap score · stage {k}", eye_controls=eye,
                                 contents=[f"+ world/score/stage{k}/**", *keyposes]) for k in (1, 2)]
     return rrb.Blueprint(
         rrb.Horizontal(
-            rrb.Vertical(rrb.Spatial3DView(origin="world", name="scene", contents=["+ world/**", "- world/score/**"]),
+            rrb.Vertical(rrb.Spatial3DView(origin="world", name="scene", contents=["+ world/**", "- world/score/**"],
+                                           eye_controls=eye),
                          rrb.Tabs(*scores)),
             rrb.Vertical(rrb.Grid(*views, grid_columns=3),
                          rrb.Horizontal(rrb.TextDocumentView(origin="instruction", name="episode"),
@@ -122,7 +138,7 @@ class RerunEpisodeLog:
         self.header: EpisodeHeader | None = None
         self.path_so_far: list[np.ndarray] = []
 
-    def _open(self) -> None:
+    def _open(self, bounds: list[float]) -> None:
         """Attach the file and/or the server: on the first ``begin``, so that an episode that cannot start (a bad
         task, a missing file) leaves no empty recording behind."""
         rr, sinks = self.rr, []
@@ -137,12 +153,12 @@ class RerunEpisodeLog:
             rr.serve_web_viewer(web_port=self.web_port, open_browser=self.open_browser, connect_to=grpc_url)
             self.url = viewer_url(self.web_port, grpc_url)
             print(f"streaming live: open {self.url}", flush=True)
-        self.rec.set_sinks(*sinks, default_blueprint=blueprint())
+        self.rec.set_sinks(*sinks, default_blueprint=blueprint(bounds))
 
     # ---------------------------------------------------------------- EpisodeSink
     def begin(self, header: EpisodeHeader) -> None:
         if self.header is None:
-            self._open()
+            self._open(header.bounds)
         rr, rec = self.rr, self.rec
         self.header, self.path_so_far = header, []
         lines = [f"# {header.task} · variation {header.variation}",
@@ -153,7 +169,7 @@ class RerunEpisodeLog:
         rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
         lo, hi = np.asarray(header.bounds[:3]), np.asarray(header.bounds[3:])
         rec.log("world/bounds", rr.Boxes3D(centers=[(lo + hi) / 2], half_sizes=[(hi - lo) / 2],
-                                          colors=[(150, 150, 150)], labels=["bounds"]), static=True)
+                                          colors=[(150, 150, 150)]), static=True)
 
     def step(self, step: KeyposeStep) -> None:
         rr, rec = self.rr, self.rec
@@ -161,22 +177,20 @@ class RerunEpisodeLog:
         colors = (np.clip(step.colors, 0, 1) * 255).round().astype(np.uint8)
         rec.log("world/cloud", rr.Points3D(step.points, colors=colors, radii=0.003))
         for k, stage in enumerate(step.stages, 1):
-            peak = max(float(stage.scores.max()), 1e-12) if stage.scores.size else 1.0
-            rec.log(f"world/score/stage{k}", rr.Points3D(step.points, colors=inferno(stage.scores / peak),
+            rec.log(f"world/score/stage{k}", rr.Points3D(step.points, colors=inferno(normalise(stage.scores)),
                                                           radii=0.003), rr.AnyValues(score=stage.scores))
             self._views(k, stage)
         # What a step lacks is cleared, so that an earlier keypose's prediction never shows on it (the end state).
         if not step.stages:
             self._clear("world/score", "views")
         if step.stage1_position is not None:
-            rec.log("world/stage1", rr.Points3D([step.stage1_position], colors=[(255, 255, 255)], radii=0.008,
-                                                labels=["stage 1"]))
+            rec.log("world/stage1", rr.Points3D([step.stage1_position], colors=[(255, 255, 255)], radii=0.008))
         else:
             self._clear("world/stage1")
         if step.zoom_box is not None:
             lo, hi = step.zoom_box
             rec.log("world/zoom", rr.Boxes3D(centers=[(lo + hi) / 2], half_sizes=[(hi - lo) / 2],
-                                            colors=[(255, 255, 255)], labels=["stage-2 zoom"]))
+                                            colors=[(255, 255, 255)]))
         else:
             self._clear("world/zoom")
         if step.predicted is not None:
