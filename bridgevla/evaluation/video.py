@@ -52,7 +52,7 @@ class _Shot:
     intrinsics: np.ndarray
     extrinsics: np.ndarray
     keypose: Keypose | None
-    index: int  # keyposes started so far
+    index: int  # keyposes started so far (1 for the first keypose's ticks)
     repeat: int
 
 
@@ -88,8 +88,9 @@ def _label(draw: Any, xy: tuple[float, float], text: str, font: Any, fill: tuple
     draw.text(xy, text, font=font, fill=fill)
 
 
-def compose_frame(shot: _Shot, title: str, status: str, success: bool, scale: int) -> np.ndarray:
-    """The annotated picture (H·scale, W·scale, 3) uint8, padded to even sizes (H.264 in yuv420p needs them)."""
+def compose_frame(shot: _Shot, title: str, status: str, success: bool, scale: int, keyposes: int = 0) -> np.ndarray:
+    """The annotated picture (H·scale, W·scale, 3) uint8, padded to even sizes (H.264 in yuv420p needs them).
+    ``keyposes``: the episode's total, shown as "keypose k/n" (k counts from 1)."""
     from PIL import Image, ImageDraw
 
     h, w = shot.rgb.shape[:2]
@@ -109,7 +110,7 @@ def compose_frame(shot: _Shot, title: str, status: str, success: bool, scale: in
     font = _font(max(11, img.height // 28))
     pad = 6
     _label(draw, (pad, pad), _fit(draw, title, font, img.width - 2 * pad), font, (255, 255, 255))
-    step = f"keypose {shot.index}" if shot.keypose is not None else "start"
+    step = f"keypose {shot.index}/{keyposes}" if shot.keypose is not None else "start"
     _label(draw, (pad, pad + font.size + 6), step, font, KEYPOSE_COLOUR)
     _label(draw, (pad, img.height - pad - font.size - 2), _fit(draw, status, font, img.width - 2 * pad), font,
            OK_COLOUR if success else FAIL_COLOUR)
@@ -195,7 +196,7 @@ class EpisodeVideo:
         scale = max(1, -(-MIN_HEIGHT // self.shots[0].rgb.shape[0]))
         out: list[np.ndarray] = []
         for i, shot in enumerate(self.shots):
-            frame = compose_frame(shot, title, status, ok, scale)
+            frame = compose_frame(shot, title, status, ok, scale, self.keyposes)
             out += [frame] * (shot.repeat + (self.fps if i == len(self.shots) - 1 else 0))
         return out
 

@@ -78,9 +78,9 @@ def test_a_video_frame_is_the_annotated_camera_image(tmp_path):
         last = env.step(kp).observation.cameras["front"]
     title, status, scale = "expert · reach_fake v0 · seed 0 ep 0", "SUCCESS after 3 keyposes", 384 // 32
     want_first = compose_frame(_Shot(first.rgb, first.intrinsics, first.extrinsics, None, 0, 1), title, status, True,
-                               scale)
+                               scale, 3)
     want_last = compose_frame(_Shot(last.rgb, last.intrinsics, last.extrinsics, plan[-1], 3, 1), title, status, True,
-                              scale)
+                              scale, 3)
     assert psnr(frames[0], want_first) > 30 and psnr(frames[-1], want_last) > 30
     assert psnr(frames[-1], want_first) < psnr(frames[-1], want_last) - 5  # the overlay and label really differ
 
