@@ -116,6 +116,8 @@ def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes:
     if recording:
         agent.frames = []
     if video is not None:
+        if observer is not None:
+            raise ValueError("run_episode: pass a video or an observer, not both")
         from bridgevla.evaluation.video import EpisodeVideo  # lazy: PyAV is an optional extra
 
         observer = EpisodeVideo(video.path, spec, video.camera, video.fps)
