@@ -17,7 +17,7 @@ install: system-libs
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[sim,dev]"
+	$(PIP) install --quiet -e ".[sim,dev,viz]"
 	# openpi's real client for the serving tests: its metadata pins numpy < 2, its code runs on our numpy 2.
 	$(PIP) install --quiet --no-deps openpi-client==0.1.2
 

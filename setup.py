@@ -39,10 +39,14 @@ EXTRAS = {
     # (ChArUco hand-eye calibration) and point-cloud tools.
     "real": ["websockets==17.4", "msgpack==1.2.4", "franky-control==2.0.0", "pyrealsense2==2.59.1.11053",
              "opencv-python-headless==4.14.0.94", "open3d==0.20.0"],
-    # Tests: the serving tests also need websockets, msgpack and OpenCV; openpi-client==0.1.2 is installed by
-    # `make install` with --no-deps (its metadata pins numpy < 2; its client code runs on our numpy 2.3.5).
+    # Tests: the serving tests (and the web-viewer screenshot's DevTools client) also need websockets, msgpack and
+    # OpenCV; openpi-client==0.1.2 is installed by `make install` with --no-deps (its metadata pins numpy < 2; its
+    # client code runs on our numpy 2.3.5).
     "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5", "websockets==17.4",
             "msgpack==1.2.4", "opencv-python-headless==4.14.0.94"],
+    # Seeing episodes: `bridgevla inspect` (rerun recordings, pulls pyarrow) and `bridgevla eval ... videos=N` (MP4
+    # through PyAV, whose wheels bundle FFmpeg with libx264). Both are imported lazily; nothing else needs them.
+    "viz": ["rerun-sdk==0.41.0", "av==18.1.0"],
     # RLBench-18 and COLOSSEUM (COLOSSEUM itself is installed editable by benchmarks/rlbench/install.sh: its task JSONs
     # are not in its package data); omegaconf/hydra-core are COLOSSEUM's config libraries (hydra 1.3 needs omegaconf
     # < 2.4).

@@ -11,11 +11,12 @@ from rendering.bounds import (
     world_to_cube,
     zoom,
 )
-from rendering.cameras import depth_to_world
+from rendering.cameras import depth_to_world, world_to_pixels
 from rendering.heatmaps import (
     fuse_heatmaps,
     gaussian_targets,
     grid_centers,
+    heatmap_scores,
     points_in_views,
     soft_fuse_heatmaps,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "fuse_heatmaps",
     "gaussian_targets",
     "grid_centers",
+    "heatmap_scores",
     "in_image",
     "keypose_markers",
     "lift",
@@ -74,5 +76,6 @@ __all__ = [
     "view_axes",
     "view_matrices",
     "world_to_cube",
+    "world_to_pixels",
     "zoom",
 ]

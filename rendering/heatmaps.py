@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rendering.views import NUM_VIEWS, in_image, project, view_axes
@@ -108,6 +109,27 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     ix, iy, iz = best_idx // (r * r), (best_idx // r) % r, best_idx % r
     g = grid_centers(r, heatmaps.dtype, dev)
     return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
+
+
+def heatmap_scores(heatmaps: Tensor, points: Tensor) -> Tensor:
+    """The fusion score at arbitrary cube points: the mean over views of each view's bilinearly sampled probability at
+    the point's projection (0 outside the image) — the function :func:`fuse_heatmaps` maximises over its grid, here
+    evaluated where the points are (e.g. to colour a point cloud by what the policy believes).
+
+    ``heatmaps`` (B, 3, S, S), ``points`` (B, N, 3) cube coordinates → scores (B, N)."""
+    _check_heatmaps(heatmaps)
+    b, v, s, _ = heatmaps.shape
+    if not isinstance(points, Tensor) or points.ndim != 3 or points.shape[0] != b or points.shape[2] != 3 \
+            or not points.is_floating_point():
+        raise ValueError(f"points must be a float tensor of shape ({b}, N, 3), got {getattr(points, 'shape', points)}")
+    n = points.shape[1]
+    uv = project(points.to(heatmaps.dtype), s)[..., :2]  # (B, N, V, 2)
+    # grid_sample with align_corners=False puts -1 on the left edge of pixel 0, i.e. u = -0.5: the same bilinear
+    # weights, zero outside, as the fusion's interpolation matrices.
+    grid = ((uv + 0.5) * (2.0 / s) - 1.0).permute(0, 2, 1, 3).reshape(b * v, 1, n, 2)
+    sampled = F.grid_sample(heatmaps.reshape(b * v, 1, s, s), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+    return sampled.view(b, v, n).mean(1)
 
 
 def soft_fuse_heatmaps(heatmaps: Tensor) -> Tensor:

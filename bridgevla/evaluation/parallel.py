@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from bridgevla.evaluation.agents import AgentSpec
-from bridgevla.evaluation.runner import EpisodeSpec, EpisodeWorker, EvalConfig, failed_record, strip_path
+from bridgevla.evaluation.runner import (
+    EpisodeSpec,
+    EpisodeWorker,
+    EvalConfig,
+    VideoRequest,
+    failed_record,
+    strip_path,
+    video_request,
+)
 
 RAY_INSTALL = "pip install 'bridgevla[ray]' (ray==2.60.0)"
 
@@ -59,9 +67,10 @@ def _process_init(benchmark: str, env_options: dict[str, Any], agent_specs: list
     _PROCESS_WORKER = EpisodeWorker(benchmark, env_options, agent_specs)
 
 
-def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int) -> dict[str, Any]:
+def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int,
+                 video: VideoRequest | None) -> dict[str, Any]:
     assert _PROCESS_WORKER is not None
-    return _PROCESS_WORKER.run(spec, max_keyposes, strip, restarts)
+    return _PROCESS_WORKER.run(spec, max_keyposes, strip, restarts, video)
 
 
 def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
@@ -76,7 +85,8 @@ def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[Ep
         inflight: dict[Any, EpisodeSpec] = {}
 
         def submit(spec: EpisodeSpec, pool: ProcessPoolExecutor = pool, inflight: dict = inflight) -> None:
-            inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts)] = spec
+            inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
+                                 video_request(cfg, spec))] = spec
 
         try:
             while queue or suspects or inflight:
@@ -156,7 +166,8 @@ def ray_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[Episod
 
     def submit(i: int) -> None:
         spec = queue.popleft()
-        ref = actors[i].run.remote(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts)
+        ref = actors[i].run.remote(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
+                                   video_request(cfg, spec))
         pending[ref] = (i, spec)
 
     try:

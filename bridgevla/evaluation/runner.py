@@ -11,6 +11,8 @@
 - ``workers > 1`` runs one environment (and one agent) per process; with ``ray_address`` the same episodes go to
   ``workers`` Ray actors (one simulator each) across a cluster (``bridgevla.evaluation.parallel``). Either way the
   driver alone writes the JSONL, as results arrive.
+- ``videos=N``: an MP4 of each of the first N episodes per agent and task (first seed), written by
+  ``bridgevla.evaluation.video`` (optional ``[viz]`` extra); the episode's record names it.
 
 Nothing here knows a benchmark: environments come from ``bridgevla.evaluation.envs.make_env``.
 """
@@ -30,6 +32,7 @@ from tqdm import tqdm
 from benchmarks.protocol import EPISODE_STRIDE, MAX_EPISODE_KEYPOSES, Environment, SimulatorError
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.evaluation.envs import make_env
+from bridgevla.evaluation.observe import EpisodeObserver
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -53,6 +56,9 @@ class EvalConfig:
     device: str = "auto"
     bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
+    videos: int = 0  # MP4 of the first N episodes per agent and task, first seed (needs the [viz] extra)
+    video_camera: str = ""  # the camera the videos show; empty: the observation's first camera
+    video_fps: int = 10
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
 
@@ -77,6 +83,10 @@ class EvalConfig:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
+        if self.videos < 0:
+            raise ValueError(f"eval.videos must be >= 0, got {self.videos}")
+        if self.video_fps < 1:
+            raise ValueError(f"eval.video_fps must be >= 1, got {self.video_fps}")
         if self.restarts < 0:
             raise ValueError(f"eval.restarts must be >= 0, got {self.restarts}")
         if self.ray_num_cpus <= 0 or self.ray_num_gpus < 0:
@@ -108,19 +118,32 @@ def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int])
 
 
 def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-                strip: Path | None = None, restarts: int = 0) -> dict[str, Any]:
+                strip: Path | None = None, restarts: int = 0, video: VideoRequest | None = None,
+                observer: EpisodeObserver | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
     episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
     A ``SimulatorError`` voids the attempt: the episode is rerun from its reset (the environment relaunches its
     simulator) up to ``restarts`` times; the record's ``restarts`` says how many it took.
-    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy)."""
+    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy).
+    ``video``: write an MP4 of the episode (its path goes into the record as ``video``). ``observer``: any other
+    :class:`~bridgevla.evaluation.observe.EpisodeObserver` (``bridgevla inspect`` uses one)."""
+    if video is not None and observer is not None:
+        raise ValueError("run_episode: pass a video or an observer, not both")
     t0 = time.perf_counter()
     last: SimulatorError | None = None
     for attempt in range(restarts + 1):
+        if video is not None:  # a fresh film per attempt: a voided attempt's frames must not leak into the next
+            from bridgevla.evaluation.video import EpisodeVideo  # lazy: PyAV is an optional extra
+
+            observer = EpisodeVideo(video.path, spec, video.camera, video.fps)
         try:
-            return {**_recorded(env, agent, spec, max_keyposes, strip), "restarts": attempt}
+            record = {**_recorded(env, agent, spec, max_keyposes, strip, observer), "restarts": attempt}
         except SimulatorError as e:
             last = e
+            continue
+        if video is not None and (written := observer.write(record)) is not None:
+            record["video"] = str(written)
+        return record
     return failed_record(spec, f"simulator: {last}", restarts, time.perf_counter() - t0)
 
 
@@ -131,20 +154,23 @@ def failed_record(spec: EpisodeSpec, error: str, restarts: int, seconds: float =
 
 
 def _recorded(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-              strip: Path | None) -> dict[str, Any]:
+              strip: Path | None, observer: EpisodeObserver | None = None) -> dict[str, Any]:
     recording = strip is not None and hasattr(agent, "frames")
     if recording:
         agent.frames = []
     try:
-        return _episode(env, agent, spec, max_keyposes)
+        return _episode(env, agent, spec, max_keyposes, observer)
     finally:
+        if observer is not None:
+            observer.close(env)
         if recording:
             if agent.frames:
                 save_strip(agent.frames, strip)
             agent.frames = None
 
 
-def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+             observer: EpisodeObserver | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     success, steps, error = False, 0, None
     try:
@@ -155,6 +181,8 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
     except Exception as e:
         error = f"reset: {type(e).__name__}: {e}"
     else:
+        if observer is not None:  # outside the try blocks: an observer's bug is not the agent's or the env's failure
+            observer.on_reset(env, obs)
         for steps in range(1, max_keyposes + 1):  # noqa: B007 (steps is reported)
             try:
                 kp = agent.act(obs)
@@ -172,6 +200,8 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             except Exception as e:  # the protocol forbids it, but a simulator bug must not kill the whole run
                 error = f"env: {type(e).__name__}: {e}"
                 break
+            if observer is not None:
+                observer.on_step(env, kp, obs, info)
             if ok:
                 success = True
                 break
@@ -209,10 +239,11 @@ class EpisodeWorker:
         self.specs = {s.name: s for s in agent_specs}
         self.agents: dict[str, Agent] = {}
 
-    def run(self, spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int) -> dict[str, Any]:
+    def run(self, spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int,
+            video: VideoRequest | None = None) -> dict[str, Any]:
         if spec.agent not in self.agents:
             self.agents[spec.agent] = make_agent(self.specs[spec.agent])
-        return run_episode(self.env, self.agents[spec.agent], spec, max_keyposes, strip, restarts)
+        return run_episode(self.env, self.agents[spec.agent], spec, max_keyposes, strip, restarts, video)
 
     def close(self) -> None:
         self.env.close()
@@ -225,11 +256,28 @@ def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class VideoRequest:
+    """Where and how to film one episode (plain values: it travels to worker processes and Ray actors)."""
+
+    path: Path
+    camera: str  # "" = the observation's first camera
+    fps: int
+
+
+def video_request(cfg: EvalConfig, spec: EpisodeSpec) -> VideoRequest | None:
+    """The video of ``spec``, or None: the first ``videos`` episodes of the first seed, per agent and task."""
+    if cfg.videos and spec.seed == cfg.seeds[0] and spec.episode < cfg.videos:
+        path = Path(cfg.out_dir) / "videos" / f"{spec.agent}_{spec.task}_seed{spec.seed}_ep{spec.episode}.mp4"
+        return VideoRequest(path, cfg.video_camera, cfg.video_fps)
+    return None
+
+
 def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: list[EpisodeSpec]
             ) -> Iterator[dict[str, Any]]:
     worker = EpisodeWorker(cfg.benchmark, cfg.env, specs, env=env)
     for spec in todo:
-        yield worker.run(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts)
+        yield worker.run(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts, video_request(cfg, spec))
 
 
 def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
@@ -249,6 +297,10 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
             preflight()
         if "expert" in cfg.agents and not callable(getattr(probe, "expert_keyposes", None)):
             raise ValueError(f"eval.agents: 'expert' needs expert_keyposes(), which {cfg.benchmark!r} lacks")
+        if cfg.videos:
+            from bridgevla.evaluation.video import require_av
+
+            require_av()  # before the first episode, not after a long run
         variations = {t: probe.variations(t) for t in tasks}
         specs = episode_specs(cfg, tasks, variations)
         path = out / EPISODES_FILE

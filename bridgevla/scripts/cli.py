@@ -1,4 +1,4 @@
-"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|serve|robot|demo|bench-data``.
+"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|inspect|serve|robot|demo|bench-data``.
 
 Every sub-command takes ``--config FILE`` (YAML) and trailing ``key=value`` overrides (``bridgevla.configuration``);
 the few named flags are shorthands for the most common overrides. A configuration mistake prints one line naming
@@ -53,7 +53,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = load_config(EvalConfig, args.config, list(args.overrides) + flags)
     records = evaluate(cfg)
     summary = summarise(records)
-    paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
+    paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate", records=records)
     failures = write_failures(records, cfg.out_dir)
     tables = published_tables(cfg.benchmark, records)
     if tables is None:
@@ -75,6 +75,39 @@ def cmd_keypose_eval(args: argparse.Namespace) -> int:
     print(markdown(results, cfg))
     if cfg.out:
         print(f"results: {cfg.out}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from bridgevla.evaluation.inspection import InspectConfig, run_inspect
+    from bridgevla.evaluation.rerun_log import RerunEpisodeLog
+
+    flags = _flag_overrides(args, {"checkpoint": "checkpoint", "data": "data", "task": "task", "episode": "episode",
+                                   "seed": "seed", "agent": "agent", "out": "out"})
+    if args.serve:
+        flags.append("serve=true")
+    cfg = load_config(InspectConfig, args.config, list(args.overrides) + flags)
+    log = RerunEpisodeLog(cfg.out, cfg.serve, cfg.grpc_port, cfg.web_port, cfg.open_browser)
+    record = run_inspect(cfg, log)
+    if not cfg.serve:
+        log.close()
+    outcome = "success" if record.get("success") else f"failure ({record.get('error') or 'not solved'})"
+    print(f"{record.get('task')} episode {record.get('episode')}: {record.get('keyposes')} keyposes, {outcome}")
+    if cfg.out:
+        print(f"recording: {cfg.out}  (view it with `rerun {cfg.out}`)")
+    if cfg.serve:
+        import signal
+        import threading
+
+        # Ctrl-C or a kill ends the serving and finishes the file (its footer is written on close). Both handlers
+        # are set explicitly: a process started in the background inherits an ignored SIGINT.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"serving {log.url} until Ctrl-C", flush=True)
+        while not stop.wait(1.0):
+            pass
+        log.close()
     return 0
 
 
@@ -198,6 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="comma-separated task names (default: all in the dataset)")
     p.add_argument("--out", help="JSON file for the results")
     p.set_defaults(func=cmd_keypose_eval)
+
+    p = sub.add_parser("inspect", help="a rerun recording of one episode: clouds, views, heatmaps, keyposes, errors "
+                                        "(docs/inspection.md; needs the [viz] extra)")
+    _add_common(p)
+    p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
+    p.add_argument("--data", help="a stored episode folder (demo or robot run), or a dataset root with --task")
+    p.add_argument("--task", help="the task of the episode")
+    p.add_argument("--episode", type=int, help="the episode index (as in bridgevla eval, or the dataset's)")
+    p.add_argument("--seed", type=int, help="the evaluation seed (as in bridgevla eval)")
+    p.add_argument("--agent", help="policy (default), expert or random")
+    p.add_argument("--out", help="the .rrd file to write (default runs/inspect/episode.rrd)")
+    p.add_argument("--serve", action="store_true", help="also stream live to a local web viewer, until Ctrl-C")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("bench-data", help="measure the data pipeline's samples/s")
     _add_common(p)

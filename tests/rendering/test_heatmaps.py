@@ -5,7 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rendering import fuse_heatmaps, gaussian_targets, grid_centers, project, soft_fuse_heatmaps
+from rendering import fuse_heatmaps, gaussian_targets, grid_centers, heatmap_scores, project, soft_fuse_heatmaps
+from rendering.heatmaps import fusion_score_planes
 
 coord = st.floats(-0.99, 0.99, allow_nan=False)
 point = st.tuples(coord, coord, coord)
@@ -92,3 +93,43 @@ def test_fusion_ties_go_to_the_lowest_grid_index():
     got = fuse_heatmaps(h, grid_res=16, max_chunk_elements=64)
     first = -1 + 1 / 16
     assert torch.allclose(got, torch.full((2, 3), first, dtype=torch.float64))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([(12, 12), (12, 7), (10, 16)]))
+def test_heatmap_scores_at_grid_centres_equal_the_separable_fusion_planes(seed, sizes):
+    """The per-point score against the fusion's own separable planes (interpolation matrices, no grid_sample): the
+    mean of T[x, y], F[y, z], S[x, z] at every grid cell, and its argmax is fuse_heatmaps' point."""
+    s, res = sizes
+    g = torch.Generator().manual_seed(seed)
+    h = torch.rand(2, 3, s, s, generator=g, dtype=torch.float64) ** 8
+    h = h / h.sum(dim=(2, 3), keepdim=True)
+    c = grid_centers(res, torch.float64)
+    cells = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+    got = heatmap_scores(h, cells.expand(2, -1, -1)).view(2, res, res, res)
+    want = torch.zeros(2, res, res, res, dtype=torch.float64)
+    for plane, ib, ia in fusion_score_planes(h, res):  # plane[b, grid along axis ib, grid along axis ia]
+        p = plane if ib < ia else plane.transpose(1, 2)  # [b, lower axis, higher axis]
+        want += p.unsqueeze(1 + (3 - ia - ib))  # broadcast along the axis this view does not see
+    assert torch.allclose(got, want / 3, atol=1e-12)
+    best = cells[got.view(2, -1).argmax(1)]
+    assert torch.allclose(best, fuse_heatmaps(h, res))
+
+
+def test_heatmap_scores_by_hand():
+    s = 4
+    h = torch.zeros(1, 3, s, s, dtype=torch.float64)
+    h[0, :, 1, 2] = 1.0  # every view: all mass on row 1, column 2
+    # top view: u = (x + 1) * 2 - 0.5, v = (1 - y) * 2 - 0.5; column 2, row 1 -> x = 0.25, y = 0.25
+    # front view: (u, v) from (y, z): y = 0.25, z = 0.25; side view: u from -x: x = -0.25, z = 0.25
+    pts = torch.tensor([[[0.25, 0.25, 0.25], [-0.25, 0.25, 0.25], [0.25, 0.25, -0.75], [3.0, 3.0, 3.0],
+                         [0.5, 0.25, 0.25]]], dtype=torch.float64)
+    got = heatmap_scores(h, pts)[0]
+    # (0.25, 0.25, 0.25): top and front hit their peak, side projects to column 1 -> 2/3
+    # (-0.25, 0.25, 0.25): front and side hit, top lands on column 1 -> 2/3
+    # (0.25, 0.25, -0.75): only top (z is not seen by it) -> 1/3; outside the cube: 0
+    # (0.5, 0.25, 0.25): top at u = 2.5 (half of the peak), front at its peak, side at u = -0.5 - ... outside the peak
+    assert torch.allclose(got[:4], torch.tensor([2 / 3, 2 / 3, 1 / 3, 0.0], dtype=torch.float64))
+    assert torch.isclose(got[4], torch.tensor((0.5 + 1.0) / 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="points"):
+        heatmap_scores(h, pts[0])
