@@ -97,7 +97,7 @@ def load_image(path: Path, boxes: np.ndarray, size: int, fit: Fit) -> tuple[np.n
         if len(boxes) == 0:
             raise ImageError("no box inside the centre crop")
     im = im.resize((size, size), Image.BICUBIC)  # PaliGemma's processor resamples bicubically
-    return np.asarray(im, dtype=np.uint8), boxes
+    return np.array(im, dtype=np.uint8), boxes  # a writable copy: torch.from_numpy shares it
 
 
 def collate_grounding(samples: Sequence[dict[str, Any]]) -> GroundingBatch:
