@@ -27,6 +27,7 @@ category in the image; the expression is the category name (a template is applie
 from __future__ import annotations
 
 import ast
+import json
 import math
 from array import array
 from collections import Counter
@@ -92,6 +93,23 @@ def _normalised_box(x1: float, y1: float, x2: float, y2: float) -> Box | None:
     return (min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0), min(max(x2, 0.0), 1.0), min(max(y2, 0.0), 1.0))
 
 
+_NOT_A_LITERAL = object()
+
+
+def _literal(text: str) -> Any:
+    """A Python literal of numbers, lists and tuples: as JSON with tuples written as lists first (10x faster than
+    ``ast.literal_eval``, which parses the rest; literals only, it never evaluates code)."""
+    text = text.strip()
+    try:
+        return json.loads(text.replace("(", "[").replace(")", "]"))
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _NOT_A_LITERAL
+
+
 def parse_robopoint_turn(question: str, answer: str) -> tuple[str, tuple[Box, ...]] | None:
     """(expression, boxes) of one question/answer pair, None when the question is not a detection one. A detection
     question with a malformed answer raises ValueError (the caller adds the file and entry)."""
@@ -105,10 +123,9 @@ def parse_robopoint_turn(question: str, answer: str) -> tuple[str, tuple[Box, ..
     expression = expression.strip()
     if not expression:
         raise ValueError("the question holds no referring expression")
-    try:
-        parsed = ast.literal_eval(answer.strip())  # literals only: never evaluates code
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        raise ValueError(f"answer {answer[:80]!r} is not a Python/JSON literal") from None
+    parsed = _literal(answer)
+    if parsed is _NOT_A_LITERAL:
+        raise ValueError(f"answer {answer[:80]!r} is not a Python/JSON literal")
     boxes: list[Box] = []
     if form == "xyxy":
         v = _finite_numbers(parsed, 4)

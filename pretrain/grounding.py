@@ -78,6 +78,9 @@ def load_image(path: Path, boxes: np.ndarray, size: int, fit: Fit) -> tuple[np.n
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                # JPEG: decode at the smallest DCT scale that keeps both sides >= size (far cheaper than a full
+                # decode and resize of a large photograph; normalised boxes do not change).
+                im.draft("RGB", (size, size))
                 im = im.convert("RGB")  # decodes fully: a truncated file fails here, not later
     except FileNotFoundError:
         raise ImageError("missing") from None
@@ -159,8 +162,8 @@ class GroundingSamples(Dataset):
                                   st.fit)
         box_t = torch.as_tensor(boxes, dtype=torch.float32)
         # One sample at a time: K maps of S^2 each, never B·K of them.
-        goal = box_centre_targets(box_t[None].double(), torch.ones(1, len(box_t), dtype=torch.bool), st.image_size,
-                                  st.sigma, st.cutoff)[0].float()
+        goal = box_centre_targets(box_t[None], torch.ones(1, len(box_t), dtype=torch.bool), st.image_size, st.sigma,
+                                  st.cutoff)[0]
         template = st.templates[int(rng.integers(len(st.templates)))]
         return {"image": torch.from_numpy(image).permute(2, 0, 1).contiguous(), "goal": goal, "boxes": box_t,
                 "instruction": template.format(rec["expression"]), "path": str(path), "bad": []}
