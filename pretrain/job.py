@@ -461,6 +461,9 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     device = resolve_device(cfg.train.device)
     policy = BridgeVLAPolicy(cfg.model, device=device)
     apply_freezing(policy, cfg.freeze)
+    # No pre-training loss reaches the action head: frozen, it stays out of the optimizer and out of DDP's gradient
+    # reduction (which would otherwise wait forever for its gradients, or need find_unused_parameters).
+    policy.action_head.requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
     current = to_dict(cfg)
     if rank == 0:

@@ -165,3 +165,36 @@ def test_frozen_vision_tower_with_gradient_checkpointing_still_trains_the_langua
     lm = [n for n in grads if ".language_model.layers." in n]
     assert lm and all(grads[n] is not None and grads[n].abs().sum() > 0 for n in lm)
     assert all(grads[n] is not None for n in grads if n.startswith("heatmap_head."))
+
+
+def _ddp_rank(rank: int, world: int, cfg_args: list[str], port: int, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    run_pretraining(load_pretrain_config(None, cfg_args))
+    dist.barrier()
+    dist.destroy_process_group()
+    save_file({"rank": torch.tensor([rank])}, f"{out}/done{rank}.safetensors")
+
+
+@pytest.mark.slow
+def test_ddp_pretraining_on_real_data_with_two_cpu_ranks(tmp_path):
+    """torchrun's path on CPU (gloo): rank 0 builds the index while rank 1 waits for it; the ranks read disjoint
+    samples, their gradients are all-reduced, and rank 0 writes the outputs."""
+    import socket
+
+    path = write_robopoint(tmp_path / "data")
+    args = [*BASE, "data.source=robopoint", f"data.annotations={path}", f"data.index_dir={tmp_path / 'idx'}",
+            f"train.out_dir={tmp_path / 'run'}", "train.steps=2", "train.batch_size=2"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_rank, args=(2, args, port, str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "done0.safetensors").is_file() and (tmp_path / "done1.safetensors").is_file()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["last_step"] == 2 and summary["grounding"]["samples"] == 2
