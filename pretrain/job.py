@@ -396,17 +396,17 @@ class Evaluator:
     def log(self, step: int) -> None:
         """Append the held-out scores at ``step`` to grounding.jsonl (rows a killed run wrote past its last
         checkpoint are dropped on the first call of a resumed run)."""
+        self.log_row(step, self.evaluate()[0])
+
+    def log_row(self, step: int, scores: dict[str, Any]) -> None:
         path = self.out / "grounding.jsonl"
         if not self._log_started and path.is_file():
             rows = [r for r in path.read_text().splitlines() if r.strip() and json.loads(r)["step"] < step]
             path.write_text("".join(r + "\n" for r in rows))
         self._log_started = True
-        self.log_row(step, self.evaluate()[0])
-
-    def log_row(self, step: int, scores: dict[str, Any]) -> None:
         row = {"step": step, **{f"{k}.{m}": v for k, d in scores.items() for m, v in d.items()
                                 if isinstance(v, (int, float)) and m not in ("samples", "scenes", "image_size")}}
-        with (self.out / "grounding.jsonl").open("a") as f:
+        with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         tqdm.write(f"step {step}: " + describe_grounding(scores.get("grounding")))
 
@@ -425,18 +425,14 @@ def describe_grounding(g: dict[str, Any] | None) -> str:
             f"named object, median error {error}")
 
 
-def _real_data(cfg: PretrainJobConfig, rank: int, world: int, real_batch: int
-               ) -> tuple[GroundingIndex, GroundingSamples, np.ndarray, SampleSettings]:
+def _open_real_data(cfg: PretrainJobConfig, rank: int) -> tuple[GroundingIndex, np.ndarray, np.ndarray]:
+    """The index of ``cfg.data`` (built by rank 0 on first use) and its (train ids, held-out ids)."""
     d = cfg.data
     root = d.index_dir or str(Path(cfg.train.out_dir) / "data_index")
     index = open_index(root, d.source, d.annotations, d.images, d.include_crowd, rank=rank,  # type: ignore[arg-type]
                        progress=cfg.train.progress)
     train_ids, eval_ids = index.split(d.eval_samples)
-    settings = SampleSettings(images=d.images, image_size=int(cfg.model.image_size or 224),
-                              sigma=cfg.model.heatmap_sigma, cutoff=cfg.model.heatmap_cutoff, fit=d.fit,
-                              templates=list(d.templates))
-    samples = GroundingSamples(index, train_ids, settings, cfg.train.seed, real_batch * world)
-    return index, samples, eval_ids, settings
+    return index, train_ids, eval_ids
 
 
 def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -453,9 +449,9 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     index = None
     if cfg.data.real:
         # The data before the model: a wrong path should fail in seconds, not after building 3B parameters.
-        index, samples, eval_ids, settings = _real_data(cfg, rank, world, real_batch)
+        index, train_ids, eval_ids = _open_real_data(cfg, rank)
         if cfg.data.epochs:
-            cfg.train.steps = steps_for_epochs(cfg.data.epochs, len(samples), real_batch * world,
+            cfg.train.steps = steps_for_epochs(cfg.data.epochs, len(train_ids), real_batch * world,
                                                cfg.optim.grad_accum)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
@@ -472,6 +468,11 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     report = heldout = None
     source: Any = scenes
     if index is not None:
+        # The image size comes from the built policy: with model.backbone_path it is the checkpoint's.
+        settings = SampleSettings(images=cfg.data.images, image_size=policy.image_size,
+                                  sigma=policy.config.heatmap_sigma, cutoff=policy.config.heatmap_cutoff,
+                                  fit=cfg.data.fit, templates=list(cfg.data.templates))
+        samples = GroundingSamples(index, train_ids, settings, cfg.train.seed, real_batch * world)
         real = GroundingBatches(samples, real_batch, cfg.train.num_workers, rank)
         source = MixedBatches(real, scenes) if syn_batch else real
         if rank == 0:
