@@ -13,6 +13,9 @@ from rendering.bounds import (
 )
 from rendering.cameras import depth_to_world, world_to_pixels
 from rendering.heatmaps import (
+    box_centre_targets,
+    box_centres_px,
+    box_grounding,
     fuse_heatmaps,
     gaussian_targets,
     grid_centers,
@@ -46,6 +49,9 @@ __all__ = [
     "VIEW_NAMES",
     "bins_to_euler",
     "bins_to_quaternion",
+    "box_centre_targets",
+    "box_centres_px",
+    "box_grounding",
     "crop_to_bounds",
     "cube_to_world",
     "depth_to_world",
