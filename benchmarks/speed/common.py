@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -49,3 +53,38 @@ def machine() -> str:
 
 def devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def time_interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.device | str = "cpu", warmup: int = 2,
+                        repeats: int = 9) -> dict[str, float]:
+    """Median wall time (ms) of each function, called in turn within every repeat, so that a noisy neighbour slows
+    all of them alike: on a shared machine, ratios from one interleaved run are the figures to trust."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def load_baseline(rev: str, path: str, name: str) -> types.ModuleType:
+    """The module at ``path`` (repository-relative) as it was at git revision ``rev``, importable beside today's:
+    the "old" side of an old-vs-new measurement in one run. Its own imports resolve against today's tree."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"], check=True, capture_output=True,
+                                text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        err = getattr(e, "stderr", "") or e
+        raise ValueError(f"cannot read {path} at git revision {rev!r}: {str(err).strip()}") from e
+    module = types.ModuleType(name)
+    module.__file__ = f"{rev}:{path}"
+    sys.modules[name] = module  # dataclasses look their module up while the class body runs
+    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    return module

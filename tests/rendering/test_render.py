@@ -124,3 +124,16 @@ def test_cpu_equals_gpu():
     gpu = render(pts.cuda(), feats.cuda(), image_size=64)
     assert torch.equal(cpu.index, gpu.index.cpu())
     assert torch.allclose(cpu.features, gpu.features.cpu())
+
+
+def test_gradients_reach_points_and_features():
+    # The shown features and cube coordinates are gathers, so they carry gradients back to the cloud; a point that is
+    # shown nowhere gets none.
+    pts = torch.tensor([[[0.1, 0.2, 0.3], [0.1, 0.2, -0.9], [5.0, 0.0, 0.0]]], requires_grad=True)
+    feats = torch.rand(1, 3, 2, requires_grad=True)
+    out = render(pts, feats, image_size=16, splat_radius=0)
+    (out.features.sum() + out.xyz.sum() + out.depth.sum()).backward()
+    # point 0 is nearest in the top view (depth 1 - z) and shown in front/side too; point 1 is hidden behind it in
+    # the top view only; point 2 lies outside the cube.
+    assert torch.equal(feats.grad[0, :, 0], torch.tensor([3.0, 2.0, 0.0]))
+    assert pts.grad[0, 2].abs().sum() == 0 and pts.grad[0, :2].abs().sum() > 0
