@@ -114,9 +114,10 @@ def crop_to_bounds(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Te
     """Boolean mask (...,) of the points that are finite and inside ``bounds`` (inclusive)."""
     _check_points(points)
     lo, hi = points.new_tensor(bounds.lo), points.new_tensor(bounds.hi)
-    finite = torch.isfinite(points).all(-1)
-    # NaN compares False, so the finite check is what makes NaN points fail even where comparisons would not.
-    return finite & (points >= lo).all(-1) & (points <= hi).all(-1)
+    # The bounds are finite, so NaN (which compares False) and +-inf fail a comparison: no separate finiteness pass.
+    # Three column ANDs instead of .all(-1), whose reduction over a size-3 last dim is ~20x slower on CPU.
+    inside = (points >= lo) & (points <= hi)
+    return inside[..., 0] & inside[..., 1] & inside[..., 2]
 
 
 def pad_clouds(clouds: Sequence[Tensor], pad_value: float = 0.0) -> tuple[Tensor, Tensor]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import io
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -73,18 +77,47 @@ def time_interleaved_ms(fns: dict[str, Callable[[], object]], device: torch.devi
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def load_baseline(rev: str, path: str, name: str) -> types.ModuleType:
-    """The module at ``path`` (repository-relative) as it was at git revision ``rev``, importable beside today's:
-    the "old" side of an old-vs-new measurement in one run. Its own imports resolve against today's tree."""
+def load_baseline(rev: str, modules: list[str]) -> dict[str, types.ModuleType]:
+    """The named modules as they were at git revision ``rev``, imported beside today's: the "old" side of an
+    old-vs-new measurement in one run. The revision's ``rendering``, ``benchmarks`` and ``bridgevla`` packages are
+    extracted to a temporary folder and imported under their own names with today's modules set aside, so the old
+    code runs against its own old dependencies; today's modules are put back afterwards. Each entry of ``modules``
+    may list alternatives separated by ``|`` (a module that moved between the revisions)."""
     root = Path(__file__).resolve().parents[2]
+    tmp = Path(tempfile.mkdtemp(prefix=f"baseline-{rev}-"))
     try:
-        source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:{path}"], check=True, capture_output=True,
-                                text=True).stdout
+        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, *_PACKAGES],
+                                 check=True, capture_output=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        err = getattr(e, "stderr", "") or e
-        raise ValueError(f"cannot read {path} at git revision {rev!r}: {str(err).strip()}") from e
-    module = types.ModuleType(name)
-    module.__file__ = f"{rev}:{path}"
-    sys.modules[name] = module  # dataclasses look their module up while the class body runs
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
-    return module
+        err = getattr(e, "stderr", b"") or str(e).encode()
+        raise ValueError(f"cannot read git revision {rev!r}: {err.decode(errors='replace').strip()}") from e
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    ours = {k: v for k, v in sys.modules.items() if k.split(".")[0] in _PACKAGES}
+    path_before = list(sys.path)
+    out: dict[str, types.ModuleType] = {}
+    try:
+        for k in ours:
+            del sys.modules[k]
+        sys.path.insert(0, str(tmp))
+        importlib.invalidate_caches()
+        for spec in modules:
+            errors = []
+            for name in spec.split("|"):
+                try:
+                    out[spec] = importlib.import_module(name)
+                    break
+                except ImportError as e:
+                    errors.append(f"{name}: {e}")
+            else:
+                raise ValueError(f"revision {rev} has none of {spec!r} ({'; '.join(errors)})")
+    finally:
+        for k in [k for k in sys.modules if k.split(".")[0] in _PACKAGES]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+        sys.path[:] = path_before
+        importlib.invalidate_caches()
+    return out
+
+
+_PACKAGES = ("rendering", "benchmarks", "bridgevla")

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", default=None, help="git revision whose rendering/render.py to compare against")
     parser.add_argument("--no-decode", action="store_true", help="rendering rows only")
     args = parser.parse_args(argv)
-    old = load_baseline(args.baseline, "rendering/render.py", "_baseline_render") if args.baseline else None
+    old = load_baseline(args.baseline, ["rendering.render"])["rendering.render"] if args.baseline else None
     print(f"machine: {machine()}")
     if old is None:
         print(f"| device | what | ms (median of {args.repeats}) |")
