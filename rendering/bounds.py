@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rendering.checks import check_all
+
 
 @dataclass(frozen=True)
 class SceneBounds:
@@ -75,22 +77,27 @@ def cube_to_world(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Ten
     return points / bounds.scale + points.new_tensor(bounds.center)
 
 
-def _zoom_args(points: Tensor, center: Tensor, factor: float | Tensor) -> tuple[Tensor, Tensor]:
-    """Broadcast ``center`` (3,) or (B, 3) and ``factor`` (float, (), or (B,)) against points (B, ..., 3)."""
+def _zoom_args(points: Tensor, center: Tensor, factor: float | Tensor) -> tuple[Tensor, Tensor | float]:
+    """Broadcast ``center`` (3,) or (B, 3) and ``factor`` (float, (), or (B,)) against points (B, ..., 3). A number
+    stays a number: making it a device tensor would be a host-to-device copy per call."""
     _check_points(points)
     center = torch.as_tensor(center, dtype=points.dtype, device=points.device)
-    factor = torch.as_tensor(factor, dtype=points.dtype, device=points.device)
     if center.shape[-1:] != (3,) or center.ndim > 2:
         raise ValueError(f"center must have shape (3,) or (B, 3), got {tuple(center.shape)}")
-    if factor.ndim > 1:
-        raise ValueError(f"factor must be a scalar or have shape (B,), got {tuple(factor.shape)}")
-    if not bool(torch.all(factor > 0)):
-        raise ValueError("factor must be positive")
     extra = points.ndim - 2  # dims between the batch dim and the xyz dim
     if center.ndim == 2:
         if points.ndim < 2 or center.shape[0] != points.shape[0]:
             raise ValueError(f"center has batch {center.shape[0]} but points have shape {tuple(points.shape)}")
         center = center.reshape(center.shape[0], *([1] * extra), 3)
+    if not isinstance(factor, Tensor):
+        factor = float(factor)
+        if not factor > 0:
+            raise ValueError("factor must be positive")
+        return center, factor
+    factor = factor.to(dtype=points.dtype, device=points.device)
+    if factor.ndim > 1:
+        raise ValueError(f"factor must be a scalar or have shape (B,), got {tuple(factor.shape)}")
+    check_all(factor > 0, "factor must be positive")
     if factor.ndim == 1:
         if points.ndim < 2 or factor.shape[0] != points.shape[0]:
             raise ValueError(f"factor has batch {factor.shape[0]} but points have shape {tuple(points.shape)}")
