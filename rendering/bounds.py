@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rendering.checks import check_all
+from rendering.checks import check_all, device_constant
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,14 @@ def _check_points(points: Tensor, name: str = "points") -> None:
 def world_to_cube(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """World metres (..., 3) → cube coordinates (..., 3)."""
     _check_points(points)
-    c = points.new_tensor(bounds.center)
+    c = device_constant(bounds.center, points.dtype, points.device)
     return (points - c) * bounds.scale
 
 
 def cube_to_world(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """Cube coordinates (..., 3) → world metres (..., 3); exact inverse of :func:`world_to_cube`."""
     _check_points(points)
-    return points / bounds.scale + points.new_tensor(bounds.center)
+    return points / bounds.scale + device_constant(bounds.center, points.dtype, points.device)
 
 
 def _zoom_args(points: Tensor, center: Tensor, factor: float | Tensor) -> tuple[Tensor, Tensor | float]:
@@ -120,7 +120,8 @@ def unzoom(points: Tensor, center: Tensor, factor: float | Tensor) -> Tensor:
 def crop_to_bounds(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """Boolean mask (...,) of the points that are finite and inside ``bounds`` (inclusive)."""
     _check_points(points)
-    lo, hi = points.new_tensor(bounds.lo), points.new_tensor(bounds.hi)
+    lo = device_constant(bounds.lo, points.dtype, points.device)
+    hi = device_constant(bounds.hi, points.dtype, points.device)
     # The bounds are finite, so NaN (which compares False) and +-inf fail a comparison: no separate finiteness pass.
     # Three column ANDs instead of .all(-1), whose reduction over a size-3 last dim is ~20x slower on CPU.
     inside = (points >= lo) & (points <= hi)

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from rendering.checks import check_all
+from rendering.checks import check_all, device_constant
 from rendering.views import NUM_VIEWS, in_image, project, view_axes
 
 
@@ -160,10 +160,11 @@ def soft_fuse_heatmaps(heatmaps: Tensor) -> Tensor:
     for k, (ia, sa, ib, sb) in enumerate(view_axes()):
         a = (eu[:, k] + 0.5) * 2.0 / s - 1.0
         bb = 1.0 - (ev[:, k] + 0.5) * 2.0 / s
-        total = total.index_add(1, torch.tensor([ia, ib], device=heatmaps.device), torch.stack([sa * a, sb * bb], 1))
+        index = device_constant((ia, ib), torch.long, heatmaps.device)
+        total = total.index_add(1, index, torch.stack([sa * a, sb * bb], 1))
         count[ia] += 1
         count[ib] += 1
-    return total / total.new_tensor(count)
+    return total / device_constant(tuple(count), total.dtype, total.device)
 
 
 def gaussian_targets(points: Tensor, image_size: int, sigma: float = 1.5, cutoff: float = 3.0) -> Tensor:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rendering.checks import device_constant
 from rendering.views import NUM_VIEWS, view_matrices
 
 DEFAULT_SPLAT_RADIUS = 0.012  # cube units, as the reference (≈1.3 px at 224 px)
@@ -158,6 +159,8 @@ def _signed_axes() -> tuple[Tensor, Tensor]:
 
 
 _AXES, _SIGNS = _signed_axes()
+_AXIS_ROWS = tuple(tuple(row) for row in _AXES.T.tolist())  # per matrix row: the axis each view selects
+_SIGN_ROWS = tuple(tuple(row) for row in _SIGNS.T.tolist())
 
 
 def _point_tables(pts_t: Tensor, s: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -167,7 +170,9 @@ def _point_tables(pts_t: Tensor, s: int) -> tuple[Tensor, Tensor, Tensor, Tensor
     dev, dtype = pts_t.device, pts_t.dtype
 
     def select(r: int) -> Tensor:  # row r of every view matrix applied to the points: (B, V, M)
-        return pts_t.index_select(1, _AXES[:, r].to(dev)).mul_(_SIGNS[:, r].to(dev, dtype).view(1, NUM_VIEWS, 1))
+        axes = device_constant(_AXIS_ROWS[r], torch.long, dev)
+        signs = device_constant(_SIGN_ROWS[r], dtype, dev)
+        return pts_t.index_select(1, axes).mul_(signs.view(1, NUM_VIEWS, 1))
 
     # In-place chains: the same roundings as the out-of-place expressions, without a fresh buffer per step (on CPU,
     # first touches of freshly allocated memory cost as much as the arithmetic).

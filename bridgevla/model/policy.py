@@ -244,11 +244,19 @@ class BridgeVLAPolicy(nn.Module):
         """Both stages with the predicted stage-1 point as the zoom centre; greedy rotation decode."""
         if not isinstance(batch, PolicyBatch):
             raise ValueError(f"batch must be a PolicyBatch, got {type(batch).__name__}")
+        batch = batch.to(self.device)
+        ids, attn = self.encode_instructions(batch.instructions)
+        return self.predict_on_device(batch, ids, attn)
+
+    @torch.no_grad()
+    def predict_on_device(self, batch: PolicyBatch, input_ids: Tensor, attention_mask: Tensor) -> Prediction:
+        """:meth:`predict` once the batch and the prompts are on the policy's device. From here to the returned
+        ``Prediction`` nothing is read back to the host or copied from it (on a GPU: no synchronisation, the whole
+        keypose is queued at once; the GPU benchmark checks this with CUDA's sync debug mode)."""
         cfg, s = self.config, self.image_size
         grid_res = cfg.decode_grid_res or s
-        batch = batch.to(self.device)
+        ids, attn = input_ids, attention_mask
         pts, colors, mask = self._cube_cloud(batch)
-        ids, attn = self.encode_instructions(batch.instructions)
         views1 = self.render_views(pts, colors, mask)
         _, logits1 = self.heatmap_logits(views1, ids, attn)
         heat1 = heatmap_probs(logits1)

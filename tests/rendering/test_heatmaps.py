@@ -106,3 +106,20 @@ def test_dense_and_pruned_fusion_agree_exactly(seed, dtype, batch):
     pruned = fuse_heatmaps(h, grid_res=24, method="pruned")
     assert torch.equal(fuse_heatmaps(h, grid_res=24, method="dense", max_chunk_elements=3000), pruned)
     assert torch.equal(fuse_heatmaps(h, grid_res=24, method="auto"), pruned)  # CPU: auto = pruned
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fusion_on_cuda_is_dense_matches_cpu_and_never_synchronises():
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(4, 3, 64, 64, generator=g) ** 16
+    h = h / h.sum(dim=(2, 3), keepdim=True)
+    want = fuse_heatmaps(h, grid_res=64)
+    hc = h.cuda()
+    fuse_heatmaps(hc, grid_res=64)  # warm-up (kernels, allocator)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = fuse_heatmaps(hc, grid_res=64)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(got.cpu(), want)

@@ -137,3 +137,17 @@ def test_gradients_reach_points_and_features():
     # the top view only; point 2 lies outside the cube.
     assert torch.equal(feats.grad[0, :, 0], torch.tensor([3.0, 2.0, 0.0]))
     assert pts.grad[0, 2].abs().sum() == 0 and pts.grad[0, :2].abs().sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_render_never_synchronises():
+    pts = torch.rand(2, 5000, 3, device="cuda") * 2 - 1
+    feats = torch.rand(2, 5000, 3, device="cuda")
+    render(pts, feats, image_size=64)  # warm-up: per-device constants are copied once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = render(pts, feats, image_size=64)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.valid.is_cuda

@@ -238,6 +238,24 @@ def test_bfloat16_weights_run_end_to_end():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_on_device_never_synchronises_with_the_host():
+    """Render, both backbone passes, fusion decode, zoom and action decode queue without one host read-back or
+    host-to-device copy: CUDA's sync debug mode turns any synchronising call into an error."""
+    policy = tiny_policy(seed=6, static_shapes=True).to("cuda")
+    batch = collate(tabletop_samples(2, seed=0, table_points=500, points_per_object=50)).to("cuda")
+    ids, attn = policy.encode_instructions(batch.instructions)
+    policy.predict_on_device(batch, ids, attn)  # first call: per-device constants are copied once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        pred = policy.predict_on_device(batch, ids, attn)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert pred.position.is_cuda and torch.isfinite(pred.position).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     cpu = tiny_policy(seed=6)
     gpu = tiny_policy(seed=6).to("cuda")
