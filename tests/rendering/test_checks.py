@@ -23,10 +23,13 @@ def test_value_checks_still_fire_for_numbers_and_tensors():
         normalize_quaternion(torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_checks_do_not_synchronise_on_cuda():
     # In "error" sync-debug mode any device -> host read raises; the checks must queue, not read back.
     pts = torch.rand(2, 10, 3, device="cuda")
+    zoom(pts, pts[:, 0], 4.0)  # warm-up
+    bins_to_euler(torch.zeros(2, 3, dtype=torch.long, device="cuda"), 72)
     torch.cuda.set_sync_debug_mode("error")
     try:
         zoom(pts, pts[:, 0], 4.0)
