@@ -151,15 +151,17 @@ class BridgeVLAPolicy(nn.Module):
     def heatmap_logits(self, views: Tensor, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Views (B, V, C, S, S) → token grids (B, V, D, g, g) and heatmap logits (B, V, S, S) (float32)."""
         compiled = self._compiled_heatmap_logits
+        if not (views.is_cuda and self.config.compile != "none"
+                and self.config.compile_mode in ("reduce-overhead", "max-autotune")):
+            return (compiled or self._heatmap_logits)(views, input_ids, attention_mask)
+        # CUDA graphs: both stages replay the same graphs, so each call is a new step for torch's graph trees, and the
+        # outputs of a whole-model graph live in its memory pool, which the next replay overwrites: keep copies
+        # (small next to the backbone's work). Per-layer graphs end in eager ops, whose outputs are ordinary.
+        torch.compiler.cudagraph_mark_step_begin()
         if compiled is None:
             return self._heatmap_logits(views, input_ids, attention_mask)
-        if views.is_cuda and self.config.compile_mode in ("reduce-overhead", "max-autotune"):
-            # CUDA-graph outputs live in the graph's memory pool and the next replay (stage 2 calls the same graph)
-            # overwrites them: mark the new step and keep copies (small next to the backbone's work).
-            torch.compiler.cudagraph_mark_step_begin()
-            feats, logits = compiled(views, input_ids, attention_mask)
-            return feats.clone(), logits.clone()
-        return compiled(views, input_ids, attention_mask)
+        feats, logits = compiled(views, input_ids, attention_mask)
+        return feats.clone(), logits.clone()
 
     def _heatmap_logits(self, views: Tensor, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         feats = self.backbone(views, input_ids, attention_mask)

@@ -56,7 +56,13 @@ class Plan:
     points: int
     compile_variants: list[tuple[str, str]]
     observation_size: int = 128
+    out: Path | None = None  # the table is rewritten here after every row (a run cut short keeps what it measured)
+    header: str = ""
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # (what, setting, figure, note)
+
+    def table(self) -> str:
+        lines = ["| what | setting | figure | note |", "|---|---|---|---|"]
+        return "\n".join(lines + [f"| {w} | {s} | {f} | {n} |" for w, s, f, n in self.rows])
 
 
 def gpu_plan(repeats: int) -> Plan:
@@ -103,6 +109,9 @@ def median_ms(fn: Callable[[], object], device: str, repeats: int, warmup: int =
 def add(plan: Plan, what: str, setting: str, figure: str, note: str = "") -> None:
     plan.rows.append((what, setting, figure, note))
     print(f"| {what} | {setting} | {figure} | {note} |", flush=True)
+    if plan.out is not None:
+        plan.out.parent.mkdir(parents=True, exist_ok=True)
+        plan.out.write_text(f"{plan.header}\n\n{plan.table()}\n")
 
 
 def matmul_tflops(plan: Plan) -> float:
@@ -241,6 +250,7 @@ def run(plan: Plan, budget: Budget) -> None:
     act_rows(plan, policy, "eager", obs, limit_ms)
     del policy
     free()
+    training_rows(plan, budget)  # before the compiled rows: those take the longest and come last
     for scope, mode in plan.compile_variants:
         setting = f"compile={scope}, {mode}"
         if not budget.left():
@@ -261,7 +271,6 @@ def run(plan: Plan, budget: Budget) -> None:
         del policy
         free()
         torch._dynamo.reset()
-    training_rows(plan, budget)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -283,15 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_compile:
         plan.compile_variants = []
     budget = Budget(args.budget_s)
+    plan.out = args.out
+    kind = " (dry run: tiny preset on the CPU)" if args.dry_run else ""
+    plan.header = f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{kind}."
     run(plan, budget)
-    table = "\n".join(["| what | setting | figure | note |", "|---|---|---|---|"]
-                      + [f"| {w} | {s} | {f} | {n} |" for w, s, f, n in plan.rows])
-    header = f"Machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; " \
-             f"{budget.elapsed():.0f} s in all{' (dry run, tiny preset on the CPU)' if args.dry_run else ''}."
-    print(f"\n{header}\n\n{table}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"{header}\n\n{table}\n")
+    plan.header += f" {budget.elapsed():.0f} s in all."
+    print(f"\n{plan.header}\n\n{plan.table()}")
+    if plan.out is not None:
+        plan.out.write_text(f"{plan.header}\n\n{plan.table()}\n")
 
 
 if __name__ == "__main__":
