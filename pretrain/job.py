@@ -171,7 +171,7 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
         policy.save_pretrained(out / "policy")
         plot_loss_curves(out / "metrics.jsonl", out / "loss.png", title="heatmap pre-training loss")
         summary: dict[str, Any] = {
-            "steps_this_session": result.steps, "last_step": result.last_step,
+            "steps_this_session": result.steps, "last_step": result.last_step, "steps_planned": cfg.train.steps,
             "stopped_by_time_limit": result.time_limited, "seconds": round(result.seconds, 2),
             "train_steps_per_second": round(result.steps_per_second, 4), "final_loss": result.final_loss,
         }

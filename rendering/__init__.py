@@ -19,17 +19,20 @@ from rendering.heatmaps import (
     points_in_views,
     soft_fuse_heatmaps,
 )
+from rendering.markers import keypose_markers, sphere_points
 from rendering.render import DEFAULT_SPLAT_RADIUS, Rendered, render
 from rendering.rotation import (
     bins_to_euler,
     bins_to_quaternion,
     euler_to_quaternion,
     matrix_to_quaternion,
+    matrix_to_rotation_6d,
     normalize_quaternion,
     quaternion_angle,
     quaternion_to_bins,
     quaternion_to_euler,
     quaternion_to_matrix,
+    rotation_6d_to_matrix,
 )
 from rendering.views import NUM_VIEWS, VIEW_NAMES, in_image, lift, pixel_index, project, view_axes, view_matrices
 
@@ -50,8 +53,10 @@ __all__ = [
     "gaussian_targets",
     "grid_centers",
     "in_image",
+    "keypose_markers",
     "lift",
     "matrix_to_quaternion",
+    "matrix_to_rotation_6d",
     "normalize_quaternion",
     "pad_clouds",
     "pixel_index",
@@ -62,7 +67,9 @@ __all__ = [
     "quaternion_to_euler",
     "quaternion_to_matrix",
     "render",
+    "rotation_6d_to_matrix",
     "soft_fuse_heatmaps",
+    "sphere_points",
     "unzoom",
     "view_axes",
     "view_matrices",

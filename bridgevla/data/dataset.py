@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.dataset import Episode, list_episodes, load_episode
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import observation_cloud, subsample_cloud
+from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers, observation_cloud, subsample_cloud
 
 
 @dataclass
@@ -83,10 +83,11 @@ class KeyframeDataset(Dataset):
     """Indexed by ``(micro_step, slot)`` keys (see module doc); ``len`` is the number of distinct samples."""
 
     def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0,
-                 cameras: list[str] | None = None) -> None:
-        """``max_points`` and ``cameras`` are the policy's input settings (``BridgeVLAConfig.max_points`` /
-        ``.cameras``, empty = every camera), passed in so that training clouds are built exactly as ``act()`` builds
-        test clouds."""
+                 cameras: list[str] | None = None, memory: MemoryMarkers | None = None) -> None:
+        """``max_points``, ``cameras`` and ``memory`` are the policy's input settings (``BridgeVLAConfig.max_points``
+        / ``.cameras``, empty = every camera / ``.memory_markers()``), passed in so that training clouds are built
+        exactly as ``act()`` builds test clouds. With memory, a sample's cloud carries markers at the keyposes the
+        demo executed before its target (the keyframes before it)."""
         from pathlib import Path
 
         root = Path(cfg.root)
@@ -99,6 +100,7 @@ class KeyframeDataset(Dataset):
         if max_points < 0:
             raise ValueError(f"max_points must be >= 0, got {max_points}")
         self.cfg, self.bounds, self.seed, self.max_points = cfg, list(bounds), seed, max_points
+        self.memory = memory
         self.cameras = list(cameras) if cameras else None
         self.tasks = tasks
         self.episodes: list[Episode] = []
@@ -142,6 +144,9 @@ class KeyframeDataset(Dataset):
         ep = self.episodes[ref.episode]
         points, colors = self.cloud(ref)
         points, colors = subsample_cloud(points, colors, self.max_points, rng)
+        if self.memory is not None and self.memory.keyposes:
+            done = [_target_keypose(ep, j) for j in range(max(0, ref.target - self.memory.keyposes), ref.target)]
+            points, colors = add_memory_markers(points, colors, [(k[0], k[2]) for k in done], self.memory)
         pos, quat, grip, ignore = _target_keypose(ep, ref.target)
         text = ep.instructions[0] if self.cfg.instruction == "first" else \
             ep.instructions[int(rng.integers(len(ep.instructions)))]

@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
 
@@ -51,8 +52,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = evaluate(cfg)
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
+    failures = write_failures(records, cfg.out_dir)
     print(markdown_table(summary))
-    print("results: " + ", ".join(str(p) for p in paths.values()))
+    print(failures["md"].read_text())
+    print("results: " + ", ".join(str(p) for p in [*paths.values(), *failures.values()]))
     return 0
 
 
@@ -75,7 +78,7 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 
     cfg = load_job_config(args.config, list(args.overrides))
     ds = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                         cameras=cfg.model.cameras)
+                         cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     for workers in sorted({0, cfg.train.num_workers}):
         it = iter(KeyframeBatches(ds, cfg.train.batch_size, workers).iterate(0))
         next(it)  # worker start-up is not throughput

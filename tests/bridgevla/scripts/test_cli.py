@@ -21,6 +21,9 @@ def test_eval_flags_become_config_overrides_and_run_the_baselines(tmp_path, caps
     res = json.loads((tmp_path / "results.json").read_text())
     assert res == {"random": {"reach_red": 0.0, "mean": 0.0}, "expert": {"reach_red": 1.0, "mean": 1.0}}
     assert len((tmp_path / "episodes.jsonl").read_text().splitlines()) == 2 * 3 * 2
+    failures = json.loads((tmp_path / "failures.json").read_text())  # every random episode failed, for a reason
+    assert set(failures) == {"random"} and sum(failures["random"]["reach_red"].values()) == 6
+    assert "failed episodes by reason" in out
 
 
 def test_unknown_subcommand_and_missing_arguments_exit_nonzero():
@@ -49,6 +52,12 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     assert demo_main(args) == 0
     result = json.loads((tmp_path / "demo_results.json").read_text())
     assert set(result) == {"lift_block", "slide_block", "mean"} and all(0 <= v <= 1 for v in result.values())
+    run = json.loads((tmp_path / "demo_run.json").read_text())
+    assert run["steps"] == {"pretrain": {"steps_done": 2, "steps_planned": 2, "complete": True,
+                                         "steps_per_second": run["steps"]["pretrain"]["steps_per_second"]},
+                            "train": {"steps_done": 3, "steps_planned": 3, "complete": True,
+                                      "steps_per_second": run["steps"]["train"]["steps_per_second"]}}
+    assert run["complete"] and set(run["minutes"]) >= {"generate", "pretrain", "train", "eval", "total"}
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "| task | policy | random | expert |" in table
     expert = json.loads((tmp_path / "eval" / "results.json").read_text())["expert"]
@@ -62,3 +71,16 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     assert saved["init"]["checkpoint"] == str(tmp_path / "pretrain" / "policy")
     assert saved["model"] == yaml.safe_load((tmp_path / "pretrain" / "config.yaml").read_text())["model"]
     assert (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines() == lines  # nothing re-evaluated
+
+
+def test_a_phase_cut_short_by_its_time_cap_is_recorded_and_warned(tmp_path, capsys):
+    from bridgevla.scripts.demo import _phase_steps
+
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"last_step": 90, "steps_planned": 1000, "train_steps_per_second": 0.2}))
+    assert _phase_steps(path, "heatmap pre-training") == {"steps_done": 90, "steps_planned": 1000,
+                                                          "complete": False, "steps_per_second": 0.2}
+    err = capsys.readouterr().err
+    assert "WARNING: heatmap pre-training stopped by its time cap after 90 of 1000 steps (9%" in err
+    path.write_text(json.dumps({"last_step": 1000, "steps_planned": 1000, "train_steps_per_second": 2.5}))
+    assert _phase_steps(path, "fine-tuning")["complete"] and capsys.readouterr().err == ""
