@@ -111,12 +111,12 @@ class MemoryMarkers:
 
 
 def add_memory_markers(
-    points: np.ndarray, colors: np.ndarray, history: Sequence[tuple[Any, Any]], memory: MemoryMarkers | None
-) -> tuple[np.ndarray, np.ndarray]:
+    points: ArrayT, colors: ArrayT, history: Sequence[tuple[Any, Any]], memory: MemoryMarkers | None
+) -> tuple[ArrayT, ArrayT]:
     """Append markers for the last ``memory.keyposes`` entries of ``history`` — ``(position (3,), gripper_open)``
-    pairs, oldest first — to a prepared cloud (float32 numpy). Applied after the point budget, so markers are never
-    subsampled away; in training (previous keyframes of the demo) and in ``act()`` (the keyposes executed so far)
-    alike."""
+    pairs, oldest first — to a prepared cloud (float32, numpy or CPU tensors: the same kind comes back). Applied after
+    the point budget, so markers are never subsampled away; in training (previous keyframes of the demo) and in
+    ``act()`` (the keyposes executed so far) alike."""
     if memory is None or memory.keyposes == 0 or not history:
         return points, colors
     recent = list(history)[-memory.keyposes:]
@@ -125,5 +125,7 @@ def add_memory_markers(
     if not bool(torch.isfinite(pos).all()):
         raise ValueError("memory history holds a non-finite keypose position")
     mp, mc = keypose_markers(pos, grip, memory.radius, memory.points)
+    if isinstance(points, Tensor):
+        return torch.cat([points, mp.to(points.dtype)]), torch.cat([colors, mc.to(colors.dtype)])
     return (np.concatenate([points, mp.numpy()]).astype(np.float32, copy=False),
             np.concatenate([colors, mc.numpy()]).astype(np.float32, copy=False))

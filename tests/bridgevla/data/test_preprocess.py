@@ -158,3 +158,16 @@ def test_subsample_cloud_torch_takes_the_same_draw_as_numpy():
     pn, cn = subsample_cloud(pts, cols, 7, np.random.default_rng(5))
     pt, ct = subsample_cloud(torch.from_numpy(pts), torch.from_numpy(cols), 7, np.random.default_rng(5))
     assert isinstance(pt, torch.Tensor) and np.array_equal(pt.numpy(), pn) and np.array_equal(ct.numpy(), cn)
+
+
+def test_memory_markers_take_tensors_like_arrays():
+    # act() prepares its clouds as tensors, the dataset as numpy: the same markers either way.
+    from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers
+
+    pts = np.random.default_rng(0).random((5, 3), dtype=np.float32)
+    cols = pts[:, ::-1].copy()
+    hist = [([0.1, 0.0, 1.0], 1.0), ([0.2, 0.1, 1.1], 0.0)]
+    pn, cn = add_memory_markers(pts, cols, hist, MemoryMarkers(2, points=4))
+    pt, ct = add_memory_markers(torch.from_numpy(pts), torch.from_numpy(cols), hist, MemoryMarkers(2, points=4))
+    assert isinstance(pt, torch.Tensor) and pt.shape == (5 + 8, 3)
+    assert np.array_equal(pt.numpy(), pn) and np.array_equal(ct.numpy(), cn)
