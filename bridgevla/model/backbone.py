@@ -173,7 +173,10 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # Non-reentrant (transformers' default): gradients reach the layers even with frozen inputs (the reference
+            # freezes the vision tower and the embeddings). Older transformers name it gradient_checkpointing_enable.
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
 
     @property
     def dtype(self) -> torch.dtype:

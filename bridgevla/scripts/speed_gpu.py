@@ -137,8 +137,9 @@ def rendering_rows(plan: Plan) -> None:
 
 
 def build_policy(plan: Plan, **runtime) -> BridgeVLAPolicy:
+    """The plan's preset with random weights; static prompt shapes for inference unless ``runtime`` says otherwise."""
     torch.manual_seed(0)
-    cfg = BridgeVLAConfig(preset=plan.preset, dtype=plan.dtype, static_shapes=True, **runtime)
+    cfg = BridgeVLAConfig(preset=plan.preset, dtype=plan.dtype, **{"static_shapes": True, **runtime})
     return BridgeVLAPolicy(cfg, device=plan.device).eval()
 
 
@@ -207,7 +208,7 @@ def training_rows(plan: Plan, budget: Budget) -> None:
         if not budget.left():
             add(plan, f"training, batch {b}", name, "skipped", "time budget spent")
             continue
-        policy = build_policy(plan, gradient_checkpointing=ckpt)
+        policy = build_policy(plan, gradient_checkpointing=ckpt, static_shapes=False)  # prompts as the trainer pads
         policy.train()
         policy.freeze(vision_tower=True, embeddings=True)  # the reference's frozen set
         opt = build_optimizer(policy, OptimConfig(name="adam", lr=8e-5, weight_decay=1e-6, implementation=impl))

@@ -338,3 +338,21 @@ def test_backbone_and_head_trace_as_one_graph():
     traced = torch.compile(policy._heatmap_logits, backend="eager", fullgraph=True)
     with torch.no_grad():
         torch.testing.assert_close(traced(views, ids, attn), policy._heatmap_logits(views, ids, attn))
+
+
+def test_activation_checkpointing_gives_the_same_gradients_with_the_reference_frozen_set():
+    """The throughput option must not change training: with the vision tower and embeddings frozen (no input needs a
+    gradient), checkpointed layers still get their gradients, equal to the plain run's."""
+    batch = collate(tabletop_samples(2, seed=2, table_points=300, points_per_object=30))
+    grads = []
+    for ckpt in (False, True):
+        policy = tiny_policy(seed=8, gradient_checkpointing=ckpt)
+        policy.freeze(vision_tower=True, embeddings=True)
+        policy.train()
+        torch.manual_seed(0)
+        policy.compute_loss(batch)["loss"].backward()
+        grads.append({n: p.grad for n, p in policy.named_parameters() if p.requires_grad})
+    layer = [n for n in grads[0] if "language_model.layers.0." in n]
+    assert layer and all(grads[1][n] is not None and grads[1][n].abs().sum() > 0 for n in layer)
+    for n, g in grads[0].items():
+        torch.testing.assert_close(grads[1][n], g, atol=1e-5, rtol=1e-4)
