@@ -12,8 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 MODE=${1:-run}
-# Pins from setup.py that the GPU image is known to lack (transformers 5.17 there, 5.23 here) or to differ in.
-WHEELS=("transformers==5.23.0" "tokenizers==0.23.3")
+# Pins from setup.py that the GPU image is known to lack (transformers 5.17 there, 5.23 here) or to differ in, and
+# regex, which transformers 5.23 checks at import (>= 2025.10.22); the image's other libraries satisfy its needs.
+WHEELS=("transformers==5.23.0" "tokenizers==0.23.3" "regex==2026.11.19")
 
 case "$MODE" in
   --fetch-wheels)
