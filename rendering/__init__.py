@@ -11,11 +11,15 @@ from rendering.bounds import (
     world_to_cube,
     zoom,
 )
-from rendering.cameras import depth_to_world
+from rendering.cameras import depth_to_world, world_to_pixels
 from rendering.heatmaps import (
+    box_centre_targets,
+    box_centres_px,
+    box_grounding,
     fuse_heatmaps,
     gaussian_targets,
     grid_centers,
+    heatmap_scores,
     points_in_views,
     soft_fuse_heatmaps,
 )
@@ -45,6 +49,9 @@ __all__ = [
     "VIEW_NAMES",
     "bins_to_euler",
     "bins_to_quaternion",
+    "box_centre_targets",
+    "box_centres_px",
+    "box_grounding",
     "crop_to_bounds",
     "cube_to_world",
     "depth_to_world",
@@ -52,6 +59,7 @@ __all__ = [
     "fuse_heatmaps",
     "gaussian_targets",
     "grid_centers",
+    "heatmap_scores",
     "in_image",
     "keypose_markers",
     "lift",
@@ -74,5 +82,6 @@ __all__ = [
     "view_axes",
     "view_matrices",
     "world_to_cube",
+    "world_to_pixels",
     "zoom",
 ]

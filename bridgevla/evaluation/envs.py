@@ -1,17 +1,23 @@
-"""Which environment a benchmark name means. The runner only ever calls :func:`make_env`.
+"""Which environment a benchmark name means, and the table it publishes. The runner only calls :func:`make_env`.
 
-A benchmark is a factory ``(options: dict) -> Environment``. Adapters for RLBench, COLOSSEUM and GemBench plug in
-by adding a line to ``BENCHMARKS`` (imports stay lazy: their simulators are optional installs). Any
-``"package.module:callable"`` also works as a benchmark name, which is how tests and user plug-ins add their own.
+A benchmark is a factory ``(options: dict) -> Environment`` (options = the ``env.<key>=value`` overrides, checked
+against the adapter's config dataclass) plus, for the published harnesses, the function that lays per-episode
+records out as the paper tables do (:func:`published_tables`). Imports stay inside the factories: the simulators
+are optional installs, and asking for one without it names the missing piece. Any ``"package.module:callable"``
+also works as a benchmark name, which is how tests and user plug-ins add their own.
+
+The published protocols (episodes, runs, seeds) are the shipped configs ``bridgevla/configs/eval_<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.protocol import Environment
+from benchmarks.tables import Table
 
 
 def _embedded(options: dict[str, Any]) -> Environment:
@@ -21,13 +27,63 @@ def _embedded(options: dict[str, Any]) -> Environment:
     return EmbeddedEnv(from_dict(EmbeddedConfig, dict(options), prefix="env."))
 
 
-BENCHMARKS: dict[str, Callable[[dict[str, Any]], Environment]] = {"embedded": _embedded}
+def _rlbench(options: dict[str, Any]) -> Environment:
+    from benchmarks.rlbench.env import RLBenchConfig, RLBenchEnv
+    from bridgevla.configuration import from_dict
+
+    return RLBenchEnv(from_dict(RLBenchConfig, dict(options), prefix="env."))
+
+
+def _colosseum(options: dict[str, Any]) -> Environment:
+    from benchmarks.colosseum.env import ColosseumConfig, ColosseumEnv
+    from bridgevla.configuration import from_dict
+
+    return ColosseumEnv(from_dict(ColosseumConfig, dict(options), prefix="env."))
+
+
+def _gembench(options: dict[str, Any]) -> Environment:
+    from benchmarks.gembench.env import GemBenchConfig, GemBenchEnv
+    from bridgevla.configuration import from_dict
+
+    return GemBenchEnv(from_dict(GemBenchConfig, dict(options), prefix="env."))
+
+
+def _rlbench_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.rlbench.table import rlbench_tables
+
+    return rlbench_tables(records)
+
+
+def _colosseum_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.colosseum.table import colosseum_tables
+
+    return colosseum_tables(records)
+
+
+def _gembench_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.gembench.table import gembench_tables
+
+    return gembench_tables(records)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    make: Callable[[dict[str, Any]], Environment]
+    tables: Callable[[Sequence[dict[str, Any]]], list[Table]] | None = None  # the published layout, if any
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "embedded": Benchmark(_embedded),
+    "rlbench": Benchmark(_rlbench, _rlbench_tables),
+    "colosseum": Benchmark(_colosseum, _colosseum_tables),
+    "gembench": Benchmark(_gembench, _gembench_tables),
+}
 
 
 def make_env(benchmark: str, options: dict[str, Any] | None = None) -> Environment:
     options = dict(options or {})
     if benchmark in BENCHMARKS:
-        env = BENCHMARKS[benchmark](options)
+        env = BENCHMARKS[benchmark].make(options)
     elif ":" in benchmark:
         module, attr = benchmark.split(":", 1)
         try:
@@ -40,3 +96,9 @@ def make_env(benchmark: str, options: dict[str, Any] | None = None) -> Environme
     if not isinstance(env, Environment):
         raise ValueError(f"benchmark: {benchmark!r} built a {type(env).__name__}, which is not an Environment")
     return env
+
+
+def published_tables(benchmark: str, records: Sequence[dict[str, Any]]) -> list[Table] | None:
+    """The benchmark's published table layout of ``records`` (None for benchmarks without one)."""
+    entry = BENCHMARKS.get(benchmark)
+    return entry.tables(records) if entry is not None and entry.tables is not None else None

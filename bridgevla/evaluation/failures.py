@@ -20,10 +20,12 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
     ("reset error", re.compile(r"^reset:")),
     ("invalid keypose", re.compile(r"invalid keypose|non-finite|zero norm|quaternion")),
     ("outside the workspace", re.compile(r"outside|workspace|bounds", re.I)),
-    ("unreachable (no IK solution)", re.compile(r"inverse.kinematics|\bIK\b|unreachable", re.I)),
+    ("unreachable (no IK solution)", re.compile(r"inverse.kinematics|\bIK\b|IKError|unreachable", re.I)),
     ("keypose in collision", re.compile(r"keypose itself is in collision", re.I)),
     ("no collision-free path", re.compile(r"path|planner|planning", re.I)),
-    ("simulator error", re.compile(r"^env:|internal error", re.I)),
+    ("simulator error", re.compile(r"^env:|internal error|^simulator:|worker (process )?died", re.I)),
+    # the RLBench/COLOSSEUM task's own failure condition (e.g. an object dropped or knocked over)
+    ("task failure condition", re.compile(r"task failure condition")),
 ]
 OUT_OF_KEYPOSES = "out of keyposes (no error: wrong target, order or precision)"
 OTHER = "other error"

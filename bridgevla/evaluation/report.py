@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,13 +125,27 @@ def success_json(summary: dict[str, dict[str, Cell]], agent: str) -> dict[str, f
     return {t: round(c.mean, 4) for t, c in summary[agent].items()}
 
 
-def write_report(summary: dict[str, dict[str, Cell]], out_dir: str | Path, title: str = "success rate"
-                 ) -> dict[str, Path]:
-    """Write results.{md,csv,png,json} into ``out_dir``; returns their paths."""
+def videos_markdown(records: list[dict[str, Any]], out_dir: str | Path) -> str:
+    """A "Videos" section linking every episode video (``eval.videos``) relative to ``out_dir``; "" if none."""
+    rows = [r for r in records if r.get("video")]
+    if not rows:
+        return ""
+    lines = ["", "## Videos", "", "| agent | task | seed | episode | outcome | video |", "|---|---|---:|---:|---|---|"]
+    for r in rows:
+        rel = Path(os.path.relpath(r["video"], out_dir)).as_posix()
+        outcome = "success" if r["success"] else f"failure: {r['error'] or 'not solved'}".replace("|", "/")
+        lines.append(f"| {r['agent']} | {r['task']} | {r['seed']} | {r['episode']} | {outcome} | [{rel}]({rel}) |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(summary: dict[str, dict[str, Cell]], out_dir: str | Path, title: str = "success rate",
+                 records: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write results.{md,csv,png,json} into ``out_dir``; returns their paths. With ``records``, results.md also
+    links the episode videos."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"results.{k}" for k in ("md", "csv", "png", "json")}
-    paths["md"].write_text(markdown_table(summary))
+    paths["md"].write_text(markdown_table(summary) + videos_markdown(records or [], out))
     write_csv(summary, paths["csv"])
     plot(summary, paths["png"], title)
     paths["json"].write_text(json.dumps({a: success_json(summary, a) for a in summary}, indent=1))

@@ -299,6 +299,18 @@ class BridgeVLAPolicy(nn.Module):
             cube_points=[p1, p2z],
         )
 
+    def input_cloud(self, observation: Observation, history: Sequence[Keypose] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The world cloud ``act()`` feeds the model for ``observation``: the policy's cameras through the shared
+        preprocessing (cropped to the bounds), then the training point budget with one fixed seed for every
+        observation, so the same observation gives the same keypose alone or anywhere in a batch, then (memory
+        policies only) the markers of ``history``, the keyposes executed so far. Returns points (N, 3) float32 world
+        metres and colours (N, 3) float32 in [0, 1]."""
+        points, colors = observation_cloud(observation, self.bounds, list(self.config.cameras) or None)
+        points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+        return add_memory_markers(points, colors, [(k.position, k.gripper_open) for k in history or []],
+                                  self.config.memory_markers())
+
     @torch.no_grad()
     def act(
         self, observation: Observation | Sequence[Observation], return_prediction: bool = False,
@@ -319,17 +331,11 @@ class BridgeVLAPolicy(nn.Module):
         if len(histories) != len(observations):
             raise ValueError(f"history must hold one keypose list per observation ({len(observations)}), "
                              f"got {len(histories)}")
-        memory = self.config.memory_markers()
         samples = []
         for i, obs in enumerate(observations):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
-            points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
-            # The training point budget, with one fixed seed for every observation: the same observation gives the
-            # same keypose, alone or anywhere in a batch.
-            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
-            points, colors = add_memory_markers(
-                points, colors, [(k.position, k.gripper_open) for k in histories[i] or []], memory)
+            points, colors = self.input_cloud(obs, histories[i])
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

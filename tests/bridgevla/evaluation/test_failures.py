@@ -30,6 +30,16 @@ def test_each_message_gets_its_category():
         "internal error: KeyError: 'x'": "simulator error",
         "keypose position [1.5, 0, 1] is outside the workspace": "outside the workspace",
         "something nobody expected": "other error",
+        # the CoppeliaSim harnesses' messages (benchmarks/rlbench/harness.py, the runner's restarts)
+        "IKError: no IK solution found": "unreachable (no IK solution)",
+        "InvalidActionError: A path could not be found because the target is outside of workspace.":
+            "outside the workspace",
+        "InvalidActionError: A path could not be found. Most likely due to the target being inaccessible or a "
+        "collison was detected.": "no collision-free path",
+        "simulator: rlbench simulator failed during step: RuntimeError: simStep": "simulator error",
+        "worker process died (simulator crash?)": "simulator error",
+        "Ray worker died (simulator crash?): RayActorError": "simulator error",
+        "task failure condition": "task failure condition",
     }
     for error, category in cases.items():
         assert failure_category(_rec("t", False, error)) == category, error

@@ -84,3 +84,60 @@ def test_a_phase_cut_short_by_its_time_cap_is_recorded_and_warned(tmp_path, caps
     assert "WARNING: heatmap pre-training stopped by its time cap after 90 of 1000 steps (9%" in err
     path.write_text(json.dumps({"last_step": 1000, "steps_planned": 1000, "train_steps_per_second": 2.5}))
     assert _phase_steps(path, "fine-tuning")["complete"] and capsys.readouterr().err == ""
+
+
+FAKE_DEMO = "tests.benchmarks.fake_demo_env:FakeDemoEnv"
+
+
+def test_eval_videos_are_linked_from_the_results_markdown(tmp_path, capsys):
+    pytest.importorskip("av")
+    rc = main(["eval", "--benchmark", FAKE_DEMO, "--agents", "expert", "--tasks", "reach_fake", "--episodes", "2",
+               "--out", str(tmp_path), "progress=false", "videos=1", "video_camera=overhead"])
+    assert rc == 0
+    md = (tmp_path / "results.md").read_text()
+    assert "| expert | reach_fake | 0 | 0 | success | [videos/expert_reach_fake_seed0_ep0.mp4]" in md
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["expert_reach_fake_seed0_ep0.mp4"]
+
+
+def test_inspect_writes_a_recording_of_an_evaluation_and_of_a_stored_episode(tmp_path, capsys):
+    pytest.importorskip("rerun")
+    from benchmarks.dataset import save_episode
+    from benchmarks.generate import record_episode
+    from tests.benchmarks.fake_demo_env import FakeDemoEnv
+    from tests.bridgevla.evaluation.rrd import column, read_rrd
+    from tests.bridgevla.model_helpers import tiny_policy
+
+    tiny_policy(seed=1, bounds=[-0.6, -0.6, -0.1, 0.6, 0.6, 1.1]).save_pretrained(tmp_path / "policy")
+    out = tmp_path / "ev.rrd"
+    rc = main(["inspect", "--checkpoint", str(tmp_path / "policy"), "--task", "pick_fake", "--episode", "2",
+               "--out", str(out), f"benchmark={FAKE_DEMO}", "device=cpu"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "pick_fake episode 2: 3 keyposes, success" in text and str(out) in text
+    rrd = read_rrd(out)
+    assert sorted(column(rrd["/world/cloud"], "Points3D:positions")) == [0, 1, 2, 3]
+    assert "episode 2" in column(rrd["/instruction"], "TextDocument:text")[None][0]
+
+    episode, _ = record_episode(FakeDemoEnv(image_size=16), "reach_fake", 3, image_every=4)
+    save_episode(episode, tmp_path / "demos" / "reach_fake" / "episode_00003")
+    rc = main(["inspect", "--data", str(tmp_path / "demos"), "--task", "reach_fake", "--episode", "3",
+               "--out", str(tmp_path / "demo.rrd")])
+    assert rc == 0
+    rrd = read_rrd(tmp_path / "demo.rrd")
+    assert len(column(rrd["/world/reference"], "Transform3D:translation")) == len(episode.keyposes)
+    assert "/world/predicted" not in rrd or not column(rrd["/world/predicted"], "Transform3D:translation")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--agent", "expert", "--out", "x.rrd"], "task:"),
+    (["--task", "pick_fake", "--out", "x.rrd"], "checkpoint:"),
+    (["--task", "pick_fake", "--agent", "expert", "out=null"], "out:"),
+    (["--task", "fly", "--agent", "expert", "--out", "x.rrd", f"benchmark={FAKE_DEMO}"], "task: 'fly'"),
+    (["--data", "/nonexistent", "--out", "x.rrd"], "not an episode folder"),
+])
+def test_inspect_errors_name_the_problem(args, message, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("rerun")
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.rrd").exists()  # nothing written for an episode that could not start
