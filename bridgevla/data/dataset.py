@@ -153,8 +153,7 @@ class KeyframeDataset(Dataset):
         if key in self._cache:
             return self._cache[key]
         obs = self.episodes[ref.episode].frame(ref.start)
-        points, colors = observation_cloud(obs, self.bounds, self.cameras)
-        out = points.numpy(), colors.numpy()  # zero-copy views; dataset samples carry numpy arrays
+        out = observation_cloud(obs, self.bounds, self.cameras)
         if self.cfg.cache:
             # uint8 colours would halve this, but the float copy is what collate wants; clouds are small.
             self._cache[key] = out

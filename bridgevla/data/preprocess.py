@@ -89,11 +89,12 @@ def subsample_cloud(points: ArrayT, colors: ArrayT, max_points: int, rng: np.ran
 
 def observation_cloud(
     observation: Observation, bounds: SceneBounds | Sequence[float], cameras: list[str] | None = None
-) -> tuple[Tensor, Tensor]:
-    """An observation's fused world cloud through :func:`prepare_cloud` (all cameras unless ``cameras``): CPU tensors,
-    points (N, 3) float32 and colours (N, 3) float32 in [0, 1], computed in float32 from the depth images on."""
-    points, colors = observation.point_cloud_tensor(cameras)
-    return prepare_cloud(points, colors, bounds)
+) -> tuple[np.ndarray, np.ndarray]:
+    """An observation's fused world cloud through :func:`prepare_cloud` (all cameras unless ``cameras``): points
+    (N, 3) float32 and colours (N, 3) float32 in [0, 1]. Computed in torch float32 from the depth images on
+    (``Observation.point_cloud_tensor``); the numpy arrays share the tensors' memory (no copy)."""
+    points, colors = prepare_cloud(*observation.point_cloud_tensor(cameras), bounds)
+    return points.numpy(), colors.numpy()
 
 
 @dataclass(frozen=True)
