@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 DEB_LIBS := libegl1 libgl1 libgl1-mesa-dri libosmesa6
 export MUJOCO_GL ?= egl
 
-.PHONY: install system-libs test test-all test-slow lint bench demos demo eval-embedded tasks-report tasks-gallery \
+.PHONY: install system-libs test test-all test-slow lint bench bench-gpu bench-gpu-dry demos demo eval-embedded tasks-report tasks-gallery \
 	pretrain-heatmap
 CHECKPOINT ?= runs/demo/train/policy
 EPISODES ?= 10
@@ -45,6 +45,15 @@ bench:
 	$(PY) -m benchmarks.speed.generate
 	$(PY) -m benchmarks.speed.simulation
 	$(PY) -m bridgevla.scripts.speed_policy
+	$(PY) -m bridgevla.scripts.speed_cloud
+
+# Every GPU figure of docs/PERFORMANCE.md (3B act/training, render/decode, CPU = GPU tests) in <= 8 min on one GPU;
+# bench-gpu-dry runs the same code with the tiny preset on the CPU.
+bench-gpu:
+	bash benchmarks/speed/gpu.sh
+
+bench-gpu-dry:
+	PYTHON=$(PY) bash benchmarks/speed/gpu.sh --dry-run
 
 # Expert demos for every embedded task into data/demos (resumable; exits 1 if any expert episode fails).
 demos:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rendering.checks import check_all, device_constant
+
 
 @dataclass(frozen=True)
 class SceneBounds:
@@ -65,32 +67,37 @@ def _check_points(points: Tensor, name: str = "points") -> None:
 def world_to_cube(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """World metres (..., 3) → cube coordinates (..., 3)."""
     _check_points(points)
-    c = points.new_tensor(bounds.center)
+    c = device_constant(bounds.center, points.dtype, points.device)
     return (points - c) * bounds.scale
 
 
 def cube_to_world(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """Cube coordinates (..., 3) → world metres (..., 3); exact inverse of :func:`world_to_cube`."""
     _check_points(points)
-    return points / bounds.scale + points.new_tensor(bounds.center)
+    return points / bounds.scale + device_constant(bounds.center, points.dtype, points.device)
 
 
-def _zoom_args(points: Tensor, center: Tensor, factor: float | Tensor) -> tuple[Tensor, Tensor]:
-    """Broadcast ``center`` (3,) or (B, 3) and ``factor`` (float, (), or (B,)) against points (B, ..., 3)."""
+def _zoom_args(points: Tensor, center: Tensor, factor: float | Tensor) -> tuple[Tensor, Tensor | float]:
+    """Broadcast ``center`` (3,) or (B, 3) and ``factor`` (float, (), or (B,)) against points (B, ..., 3). A number
+    stays a number: making it a device tensor would be a host-to-device copy per call."""
     _check_points(points)
     center = torch.as_tensor(center, dtype=points.dtype, device=points.device)
-    factor = torch.as_tensor(factor, dtype=points.dtype, device=points.device)
     if center.shape[-1:] != (3,) or center.ndim > 2:
         raise ValueError(f"center must have shape (3,) or (B, 3), got {tuple(center.shape)}")
-    if factor.ndim > 1:
-        raise ValueError(f"factor must be a scalar or have shape (B,), got {tuple(factor.shape)}")
-    if not bool(torch.all(factor > 0)):
-        raise ValueError("factor must be positive")
     extra = points.ndim - 2  # dims between the batch dim and the xyz dim
     if center.ndim == 2:
         if points.ndim < 2 or center.shape[0] != points.shape[0]:
             raise ValueError(f"center has batch {center.shape[0]} but points have shape {tuple(points.shape)}")
         center = center.reshape(center.shape[0], *([1] * extra), 3)
+    if not isinstance(factor, Tensor):
+        factor = float(factor)
+        if not factor > 0:
+            raise ValueError("factor must be positive")
+        return center, factor
+    factor = factor.to(dtype=points.dtype, device=points.device)
+    if factor.ndim > 1:
+        raise ValueError(f"factor must be a scalar or have shape (B,), got {tuple(factor.shape)}")
+    check_all(factor > 0, "factor must be positive")
     if factor.ndim == 1:
         if points.ndim < 2 or factor.shape[0] != points.shape[0]:
             raise ValueError(f"factor has batch {factor.shape[0]} but points have shape {tuple(points.shape)}")
@@ -113,10 +120,12 @@ def unzoom(points: Tensor, center: Tensor, factor: float | Tensor) -> Tensor:
 def crop_to_bounds(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
     """Boolean mask (...,) of the points that are finite and inside ``bounds`` (inclusive)."""
     _check_points(points)
-    lo, hi = points.new_tensor(bounds.lo), points.new_tensor(bounds.hi)
-    finite = torch.isfinite(points).all(-1)
-    # NaN compares False, so the finite check is what makes NaN points fail even where comparisons would not.
-    return finite & (points >= lo).all(-1) & (points <= hi).all(-1)
+    lo = device_constant(bounds.lo, points.dtype, points.device)
+    hi = device_constant(bounds.hi, points.dtype, points.device)
+    # The bounds are finite, so NaN (which compares False) and +-inf fail a comparison: no separate finiteness pass.
+    # Three column ANDs instead of .all(-1), whose reduction over a size-3 last dim is ~20x slower on CPU.
+    inside = (points >= lo) & (points <= hi)
+    return inside[..., 0] & inside[..., 1] & inside[..., 2]
 
 
 def pad_clouds(clouds: Sequence[Tensor], pad_value: float = 0.0) -> tuple[Tensor, Tensor]:

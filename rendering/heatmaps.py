@@ -6,11 +6,13 @@ Heatmaps are probability maps (B, 3 views, H, W), indexed [row v, column u], eac
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rendering.checks import check_all, device_constant
 from rendering.views import NUM_VIEWS, in_image, project, view_axes
 
 
@@ -58,7 +60,8 @@ def fusion_score_planes(heatmaps: Tensor, grid_res: int) -> list[tuple[Tensor, i
     return planes
 
 
-def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int = 1 << 22) -> Tensor:
+def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int | None = None,
+                  method: Literal["auto", "pruned", "dense"] = "auto") -> Tensor:
     """Reference decode: argmax over a ``grid_res``^3 grid of the mean over views of each view's bilinearly sampled
     probability at the cell centre's projection. Returns cube points (B, 3). Ties go to the lowest (x, y, z) index.
 
@@ -67,10 +70,21 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     with the best bounds give a lower bound on the maximum; only the (x, y) columns whose upper bound reaches it are
     scored over all z (usually a handful, since heatmaps are peaked; at worst all of them, ``max_chunk_elements``
     cells at a time). Floating-point addition is monotone, so the pruning never drops the true argmax.
+
+    ``method``: ``pruned`` (above) reads the candidate count back to the host, which on an accelerator is a round
+    trip that stalls the pipeline; ``dense`` scores every cell in chunks of fixed size with no read-back (cheap on a
+    GPU: 224³ cells are 11 M additions) and gives the same answer bit for bit (same sums, same tie rule). ``auto``:
+    pruned on CPU, dense elsewhere. ``max_chunk_elements`` bounds the cells scored at once (default 4 M pruned,
+    64 M dense).
     """
     _check_heatmaps(heatmaps)
     if not isinstance(grid_res, int) or grid_res < 1:
         raise ValueError(f"grid_res must be a positive int, got {grid_res!r}")
+    if method not in ("auto", "pruned", "dense"):
+        raise ValueError(f"method must be 'auto', 'pruned' or 'dense', got {method!r}")
+    dense = method == "dense" or (method == "auto" and heatmaps.device.type != "cpu")
+    if max_chunk_elements is None:
+        max_chunk_elements = 1 << 26 if dense else 1 << 22
     r = grid_res
     b = heatmaps.shape[0]
     dev = heatmaps.device
@@ -80,6 +94,11 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     if set(planes) != {(0, 1), (1, 2), (0, 2)}:
         raise ValueError("fuse_heatmaps needs views that see the (x, y), (y, z) and (x, z) planes")
     top, front, side = planes[(0, 1)], planes[(1, 2)], planes[(0, 2)]  # [x, y], [y, z], [x, z]
+    if dense:
+        best_idx = _dense_argmax(top, front, side, max_chunk_elements)
+        ix, iy, iz = best_idx // (r * r), (best_idx // r) % r, best_idx % r
+        g = grid_centers(r, heatmaps.dtype, dev)
+        return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
     upper = (top + front.amax(-1)[:, None, :]) + side.amax(-1)[:, :, None]  # (B, X, Y)
 
     def column_scores(bi: Tensor, xi: Tensor, yi: Tensor) -> Tensor:
@@ -109,6 +128,24 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     ix, iy, iz = best_idx // (r * r), (best_idx // r) % r, best_idx % r
     g = grid_centers(r, heatmaps.dtype, dev)
     return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
+
+
+def _dense_argmax(top: Tensor, front: Tensor, side: Tensor, max_chunk_elements: int) -> Tensor:
+    """Flat index ``(x * R + y) * R + z`` (B,) of the first maximum of ``(T[x, y] + F[y, z]) + S[x, z]``, scoring
+    slabs of x in a fixed sequence (no data-dependent control flow, nothing read back to the host)."""
+    b, r = top.shape[0], top.shape[1]
+    rows = max(1, max_chunk_elements // (b * r * r))
+    best_val = torch.full((b,), -math.inf, dtype=top.dtype, device=top.device)
+    best_idx = torch.zeros(b, dtype=torch.long, device=top.device)
+    for x0 in range(0, r, rows):  # a fixed number of slabs, each one vectorised over (x, y, z)
+        xs = slice(x0, min(r, x0 + rows))
+        # Same association order as the pruned search: (T + F) + S.
+        score = (top[:, xs, :, None] + front[:, None, :, :]) + side[:, xs, None, :]  # (B, x, Y, Z)
+        val, idx = score.reshape(b, -1).max(-1)  # the first maximum within the slab
+        better = val > best_val  # strict: on a tie the earlier slab (lower x) keeps it
+        best_val = torch.where(better, val, best_val)
+        best_idx = torch.where(better, idx + x0 * r * r, best_idx)
+    return best_idx
 
 
 def heatmap_scores(heatmaps: Tensor, points: Tensor) -> Tensor:
@@ -145,10 +182,11 @@ def soft_fuse_heatmaps(heatmaps: Tensor) -> Tensor:
     for k, (ia, sa, ib, sb) in enumerate(view_axes()):
         a = (eu[:, k] + 0.5) * 2.0 / s - 1.0
         bb = 1.0 - (ev[:, k] + 0.5) * 2.0 / s
-        total = total.index_add(1, torch.tensor([ia, ib], device=heatmaps.device), torch.stack([sa * a, sb * bb], 1))
+        index = device_constant((ia, ib), torch.long, heatmaps.device)
+        total = total.index_add(1, index, torch.stack([sa * a, sb * bb], 1))
         count[ia] += 1
         count[ib] += 1
-    return total / total.new_tensor(count)
+    return total / device_constant(tuple(count), total.dtype, total.device)
 
 
 def gaussian_targets(points: Tensor, image_size: int, sigma: float = 1.5, cutoff: float = 3.0) -> Tensor:
@@ -160,8 +198,7 @@ def gaussian_targets(points: Tensor, image_size: int, sigma: float = 1.5, cutoff
         raise ValueError(f"sigma must be positive, got {sigma!r}")
     if not (cutoff > 0):
         raise ValueError(f"cutoff must be positive, got {cutoff!r}")
-    if not torch.isfinite(points).all():
-        raise ValueError("points must be finite")
+    check_all(torch.isfinite(points), "points must be finite")
     s = image_size
     uv = project(points, s)[..., :2].clamp(-0.5, s - 0.5)  # (B, V, 2)
     idx = torch.arange(s, dtype=points.dtype, device=points.device)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rendering.checks import check_all
+
 
 def _check(q: Tensor, last: int, name: str) -> None:
     if not isinstance(q, Tensor) or q.shape[-1:] != (last,) or not q.is_floating_point():
@@ -19,8 +21,7 @@ def normalize_quaternion(q: Tensor) -> Tensor:
     """Unit quaternion (xyzw) with w ≥ 0. Raises on zero or non-finite quaternions."""
     _check(q, 4, "quaternion")
     norm = q.norm(dim=-1, keepdim=True)
-    if not bool(torch.isfinite(q).all()) or bool((norm < 1e-8).any()):
-        raise ValueError("quaternion must be finite and non-zero")
+    check_all(torch.isfinite(q).all(-1, keepdim=True) & (norm >= 1e-8), "quaternion must be finite and non-zero")
     q = q / norm
     return torch.where(q[..., 3:4] < 0, -q, q)
 
@@ -106,8 +107,7 @@ def bins_to_euler(bins: Tensor, num_bins: int = 72) -> Tensor:
     """(..., 3) bins → (..., 3) Euler degrees at the bin centres."""
     if not isinstance(bins, Tensor) or bins.shape[-1:] != (3,) or bins.is_floating_point():
         raise ValueError(f"bins must be an integer tensor of shape (..., 3), got {getattr(bins, 'shape', bins)}")
-    if bool(((bins < 0) | (bins >= num_bins)).any()):
-        raise ValueError(f"bins must lie in [0, {num_bins})")
+    check_all((bins >= 0) & (bins < num_bins), f"bins must lie in [0, {num_bins})")
     return bins.double() * (360.0 / num_bins) - 180.0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rendering.checks import device_constant
+
 VIEW_NAMES: tuple[str, ...] = ("top", "front", "side")
 NUM_VIEWS = len(VIEW_NAMES)
 
@@ -25,8 +27,9 @@ _VIEW_MATRICES = (
 
 
 def view_matrices(dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
-    """(3 views, 3, 3): row 0 gives image-right ``a``, row 1 image-up ``b``, row 2 the viewing direction."""
-    return torch.tensor(_VIEW_MATRICES, dtype=dtype, device=device)
+    """(3 views, 3, 3): row 0 gives image-right ``a``, row 1 image-up ``b``, row 2 the viewing direction. A copy of
+    a per-device constant (no host-to-device transfer after the first call)."""
+    return device_constant(_VIEW_MATRICES, dtype, device).clone()
 
 
 def view_axes() -> list[tuple[int, float, int, float]]:

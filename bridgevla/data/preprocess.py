@@ -50,42 +50,51 @@ def prepare_cloud(
         raise ValueError(f"points must have shape (N, 3), got {tuple(p.shape)}")
     if c.shape != p.shape:
         raise ValueError(f"colors must have shape {tuple(p.shape)} like points, got {tuple(c.shape)}")
-    if c.dtype == torch.uint8:
-        c = c.float() / 255.0
-    elif c.is_floating_point():
+    if c.dtype != torch.uint8 and not c.is_floating_point():
+        raise ValueError(f"colors must be uint8 or float, got {c.dtype}")
+    if c.is_floating_point():
         c = c.float()
         finite = c[torch.isfinite(c)]
         if finite.numel() and (finite.min() < 0 or finite.max() > 1):
             raise ValueError("colors must be uint8 0..255 or float in [0, 1] (got floats outside [0, 1])")
-    else:
-        raise ValueError(f"colors must be uint8 or float, got {c.dtype}")
     p = p.float()
-    keep = crop_to_bounds(p, as_bounds(bounds)) & torch.isfinite(c).all(-1)
-    p, c = p[keep], c[keep]
+    keep = crop_to_bounds(p, as_bounds(bounds))
+    if c.is_floating_point():
+        keep &= torch.isfinite(c).all(-1)
+    # Crop first, convert after: uint8 colours become floats for the kept points only (the same values). One
+    # nonzero for both gathers (a boolean index per tensor would compute it twice).
+    index = keep.nonzero().squeeze(1)
+    p, c = p.index_select(0, index), c.index_select(0, index)
+    if c.dtype == torch.uint8:
+        c = c.float() / 255.0
     return (p.numpy(), c.numpy()) if is_np else (p, c)
 
 
-def subsample_cloud(
-    points: np.ndarray, colors: np.ndarray, max_points: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def subsample_cloud(points: ArrayT, colors: ArrayT, max_points: int, rng: np.random.Generator) -> tuple[ArrayT, ArrayT]:
     """A random subset of ``max_points`` points (order kept), or the cloud itself when it is no larger or
     ``max_points`` is 0. The policy's point budget (``BridgeVLAConfig.max_points``): training and ``act()`` both apply
     it, so the rendered views have the same density in both (a dense test cloud after sparse training clouds is a
-    distribution shift the model never saw)."""
+    distribution shift the model never saw). numpy or torch in, the same kind out; the same draw from ``rng`` either
+    way."""
     if max_points < 0:
         raise ValueError(f"max_points must be >= 0, got {max_points}")
     if not max_points or points.shape[0] <= max_points:
         return points, colors
     keep = np.sort(rng.choice(points.shape[0], max_points, replace=False))
+    if isinstance(points, Tensor):
+        index = torch.from_numpy(keep).to(points.device)
+        return points[index], colors[index]
     return points[keep], colors[keep]
 
 
 def observation_cloud(
     observation: Observation, bounds: SceneBounds | Sequence[float], cameras: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An observation's fused world cloud through :func:`prepare_cloud` (all cameras unless ``cameras``)."""
-    points, colors = observation.point_cloud(cameras)
-    return prepare_cloud(points, colors, bounds)
+    """An observation's fused world cloud through :func:`prepare_cloud` (all cameras unless ``cameras``): points
+    (N, 3) float32 and colours (N, 3) float32 in [0, 1]. Computed in torch float32 from the depth images on
+    (``Observation.point_cloud_tensor``); the numpy arrays share the tensors' memory (no copy)."""
+    points, colors = prepare_cloud(*observation.point_cloud_tensor(cameras), bounds)
+    return points.numpy(), colors.numpy()
 
 
 @dataclass(frozen=True)
@@ -103,12 +112,12 @@ class MemoryMarkers:
 
 
 def add_memory_markers(
-    points: np.ndarray, colors: np.ndarray, history: Sequence[tuple[Any, Any]], memory: MemoryMarkers | None
-) -> tuple[np.ndarray, np.ndarray]:
+    points: ArrayT, colors: ArrayT, history: Sequence[tuple[Any, Any]], memory: MemoryMarkers | None
+) -> tuple[ArrayT, ArrayT]:
     """Append markers for the last ``memory.keyposes`` entries of ``history`` — ``(position (3,), gripper_open)``
-    pairs, oldest first — to a prepared cloud (float32 numpy). Applied after the point budget, so markers are never
-    subsampled away; in training (previous keyframes of the demo) and in ``act()`` (the keyposes executed so far)
-    alike."""
+    pairs, oldest first — to a prepared cloud (float32, numpy or CPU tensors: the same kind comes back). Applied after
+    the point budget, so markers are never subsampled away; in training (previous keyframes of the demo) and in
+    ``act()`` (the keyposes executed so far) alike."""
     if memory is None or memory.keyposes == 0 or not history:
         return points, colors
     recent = list(history)[-memory.keyposes:]
@@ -117,5 +126,7 @@ def add_memory_markers(
     if not bool(torch.isfinite(pos).all()):
         raise ValueError("memory history holds a non-finite keypose position")
     mp, mc = keypose_markers(pos, grip, memory.radius, memory.points)
+    if isinstance(points, Tensor):
+        return torch.cat([points, mp.to(points.dtype)]), torch.cat([colors, mc.to(colors.dtype)])
     return (np.concatenate([points, mp.numpy()]).astype(np.float32, copy=False),
             np.concatenate([colors, mc.numpy()]).astype(np.float32, copy=False))

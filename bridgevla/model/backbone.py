@@ -173,7 +173,10 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(config.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.image_std).view(1, 3, 1, 1), persistent=False)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # Non-reentrant (transformers' default): gradients reach the layers even with frozen inputs (the reference
+            # freezes the vision tower and the embeddings). Older transformers name it gradient_checkpointing_enable.
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
 
     @property
     def dtype(self) -> torch.dtype:
@@ -195,17 +198,34 @@ class Backbone(nn.Module):
         n_img = v * self.grid * self.grid
         if input_ids.shape[0] != b or input_ids.shape[1] <= n_img:
             raise ValueError(f"input_ids must be (B={b}, L > {n_img}), got {tuple(input_ids.shape)}")
-        out = self.model.model(
-            input_ids=input_ids,
-            pixel_values=self.pixel_values(views),
-            attention_mask=attention_mask,
-            # Everything is prefix (images + instruction): one bidirectional block; padding stays masked as keys.
-            token_type_ids=torch.zeros_like(input_ids),
+        # PaliGemmaModel.forward, minus what stalls a GPU and breaks CUDA graphs: it finds the image tokens with a
+        # mask, reads their count back to check it, and scatters the features into a boolean mask. Our prompts put
+        # the image tokens first, in view order, patches row-major (encode_prompts), so the merge is a concatenation
+        # of the same tensors; the attention mask is built here (bidirectional over the whole prefix, padded keys
+        # masked), as transformers builds it from token_type_ids = 0. Equality with transformers' forward is tested.
+        paligemma = self.model.model
+        image = paligemma.get_image_features(self.pixel_values(views)).pooler_output  # (B·V, g·g, D)
+        text = paligemma.get_input_embeddings()(input_ids[:, n_img:])  # Gemma's (scaled) token embeddings
+        embeds = torch.cat([image.reshape(b, n_img, -1).to(text.dtype), text], dim=1)
+        length = embeds.shape[1]
+        positions = torch.arange(1, length + 1, device=embeds.device).unsqueeze(0)  # PaliGemma counts from 1
+        out = paligemma.language_model(
+            inputs_embeds=embeds,
+            attention_mask=self._prefix_mask(attention_mask, embeds.dtype),
+            position_ids=positions,
             use_cache=False,
         )
-        # Right-padded prompts put the image tokens first, in view order, patches row-major.
         tokens = out.last_hidden_state[:, :n_img]  # (B, V·g·g, D)
         return tokens.reshape(b, v, self.grid, self.grid, -1).permute(0, 1, 4, 2, 3)
+
+    def _prefix_mask(self, attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
+        """(B, 1, L, L) attention mask: every position attends to every non-padding position (PaliGemma's prefix
+        attention). Boolean for SDPA (True = attend); additive (0 / dtype min) for the eager implementation."""
+        b, length = attention_mask.shape
+        keys = attention_mask.bool()[:, None, None, :].expand(b, 1, length, length)
+        if self.model.config.text_config._attn_implementation == "eager":
+            return torch.zeros(keys.shape, dtype=dtype, device=keys.device).masked_fill(~keys, torch.finfo(dtype).min)
+        return keys
 
     def hf_config_dict(self) -> dict:
         return json.loads(self.model.config.to_json_string(use_diff=False))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +70,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Settings that change speed but not the maths: a saved policy can be loaded with other values of these
+# (BridgeVLAPolicy.from_pretrained(dir, compile="model", ...)).
+RUNTIME_FIELDS = ("attn_implementation", "gradient_checkpointing", "static_shapes", "compile", "compile_mode")
+
 REFERENCE_BOUNDS_LIST = [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6]
 
 
@@ -96,7 +101,19 @@ class BridgeVLAConfig:
     vocab_size: int | None = None  # grown to the tokenizer's size when smaller
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # weights; the reference trains in bf16
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more compute
+
+    # --- runtime speed options (no effect on the maths; docs/PERFORMANCE.md) ---
+    # Prompts padded to max_text_tokens, so every call has the same shapes (what compiled graphs and CUDA graphs
+    # need; implied by compile != "none"); costs the padding tokens (masked, so the outputs do not change).
+    static_shapes: bool = False
+    # torch.compile of the backbone: "layers" compiles each transformer layer (identical layers share one compiled
+    # graph, so compiling takes seconds, not minutes); "model" compiles backbone + heatmap head as one graph, which
+    # both stages share (fewest kernel launches; longest compile).
+    compile: Literal["none", "layers", "model"] = "none"
+    # torch.compile's mode: "reduce-overhead" also records CUDA graphs (one launch per graph instead of one per
+    # kernel), the main lever at batch 1 on a GPU.
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
 
     # --- input ---
     # Cameras whose clouds act() fuses (empty = all in the observation); the training dataset uses the same list.
@@ -155,6 +172,10 @@ class BridgeVLAConfig:
         self._validate()
 
     def _validate(self) -> None:
+        for name in ("compile", "compile_mode"):
+            allowed = typing.get_args(typing.get_type_hints(BridgeVLAConfig)[name])
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         for name in (*BACKBONE_FIELDS, "head_hidden_size", "decode_grid_res"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):

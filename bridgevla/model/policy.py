@@ -14,6 +14,7 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from bridgevla.model.checkpoint import (
     verify_checkpoint,
     write_manifest,
 )
-from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.model.config import RUNTIME_FIELDS, BridgeVLAConfig
 from bridgevla.model.heads import ActionHead, ConvexUpsampleHead, heatmap_probs, soft_cross_entropy
 from bridgevla.model.prediction import Prediction
 from bridgevla.model.tokenizer import encode_prompts
@@ -101,6 +102,21 @@ class BridgeVLAPolicy(nn.Module):
             self.backbone.extra_adapter.to(dtype)
         if device is not None:
             self.to(device)
+        self._compiled_heatmap_logits = self._apply_compile()
+
+    def _apply_compile(self):  # -> the compiled heatmap_logits, or None
+        """``config.compile``: "layers" compiles every transformer layer of the backbone in place (state-dict keys
+        unchanged; identical layers reuse one compiled graph); "model" returns a compiled backbone + heatmap head,
+        which both stages call with the same shapes (static prompts), so it is compiled once per batch size."""
+        cfg = self.config
+        if cfg.compile == "layers":
+            for name, module in self.backbone.model.named_modules():
+                if isinstance(module, nn.ModuleList) and name.endswith("layers"):
+                    for layer in module:
+                        layer.compile(mode=cfg.compile_mode, dynamic=False)
+        if cfg.compile == "model":
+            return torch.compile(self._heatmap_logits, mode=cfg.compile_mode, dynamic=False)
+        return None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -122,9 +138,10 @@ class BridgeVLAPolicy(nn.Module):
         return frozen
 
     def encode_instructions(self, instructions: Sequence[str], num_images: int = NUM_VIEWS) -> tuple[Tensor, Tensor]:
-        g = self.config.grid_size
-        return encode_prompts(self.tokenizer, list(instructions), num_images, g * g, self.config.max_text_tokens,
-                              self.device)
+        cfg = self.config
+        g = cfg.grid_size
+        return encode_prompts(self.tokenizer, list(instructions), num_images, g * g, cfg.max_text_tokens, self.device,
+                              pad_to_max=cfg.static_shapes or cfg.compile != "none")
 
     def render_views(self, points: Tensor, colors: Tensor, mask: Tensor) -> Tensor:
         """Cube-frame clouds (B, N, 3) → model input views (B, 3, C, S, S): RGB, then the extra channels."""
@@ -136,6 +153,20 @@ class BridgeVLAPolicy(nn.Module):
 
     def heatmap_logits(self, views: Tensor, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Views (B, V, C, S, S) → token grids (B, V, D, g, g) and heatmap logits (B, V, S, S) (float32)."""
+        compiled = self._compiled_heatmap_logits
+        if not (views.is_cuda and self.config.compile != "none"
+                and self.config.compile_mode in ("reduce-overhead", "max-autotune")):
+            return (compiled or self._heatmap_logits)(views, input_ids, attention_mask)
+        # CUDA graphs: both stages replay the same graphs, so each call is a new step for torch's graph trees, and the
+        # outputs of a whole-model graph live in its memory pool, which the next replay overwrites: keep copies
+        # (small next to the backbone's work). Per-layer graphs end in eager ops, whose outputs are ordinary.
+        torch.compiler.cudagraph_mark_step_begin()
+        if compiled is None:
+            return self._heatmap_logits(views, input_ids, attention_mask)
+        feats, logits = compiled(views, input_ids, attention_mask)
+        return feats.clone(), logits.clone()
+
+    def _heatmap_logits(self, views: Tensor, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         feats = self.backbone(views, input_ids, attention_mask)
         b, v = feats.shape[:2]
         logits = self.heatmap_head(feats.flatten(0, 1)).float()
@@ -225,11 +256,19 @@ class BridgeVLAPolicy(nn.Module):
         """Both stages with the predicted stage-1 point as the zoom centre; greedy rotation decode."""
         if not isinstance(batch, PolicyBatch):
             raise ValueError(f"batch must be a PolicyBatch, got {type(batch).__name__}")
+        batch = batch.to(self.device)
+        ids, attn = self.encode_instructions(batch.instructions)
+        return self.predict_on_device(batch, ids, attn)
+
+    @torch.no_grad()
+    def predict_on_device(self, batch: PolicyBatch, input_ids: Tensor, attention_mask: Tensor) -> Prediction:
+        """:meth:`predict` once the batch and the prompts are on the policy's device. From here to the returned
+        ``Prediction`` nothing is read back to the host or copied from it (on a GPU: no synchronisation, the whole
+        keypose is queued at once; the GPU benchmark checks this with CUDA's sync debug mode)."""
         cfg, s = self.config, self.image_size
         grid_res = cfg.decode_grid_res or s
-        batch = batch.to(self.device)
+        ids, attn = input_ids, attention_mask
         pts, colors, mask = self._cube_cloud(batch)
-        ids, attn = self.encode_instructions(batch.instructions)
         views1 = self.render_views(pts, colors, mask)
         _, logits1 = self.heatmap_logits(views1, ids, attn)
         heat1 = heatmap_probs(logits1)
@@ -339,12 +378,19 @@ class BridgeVLAPolicy(nn.Module):
         return final
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: torch.device | str | None = None) -> BridgeVLAPolicy:
-        """Load a directory written by :meth:`save_pretrained`, after checking every file against the manifest."""
+    def from_pretrained(cls, directory: str | Path, device: torch.device | str | None = None,
+                        **runtime: Any) -> BridgeVLAPolicy:
+        """Load a directory written by :meth:`save_pretrained`, after checking every file against the manifest.
+        ``runtime``: speed settings to use instead of the saved ones (``RUNTIME_FIELDS``, e.g. ``compile="model",
+        compile_mode="reduce-overhead"``); they do not change the maths."""
+        unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
+        if unknown:
+            raise ValueError(f"from_pretrained: only the runtime settings {list(RUNTIME_FIELDS)} can be overridden, "
+                             f"got {unknown}")
         root = Path(directory)
         verify_checkpoint(root)
         try:
-            config = BridgeVLAConfig.from_dict(json.loads((root / CONFIG).read_text()))
+            config = BridgeVLAConfig.from_dict(json.loads((root / CONFIG).read_text())).replace(**runtime)
             hf = json.loads((root / BACKBONE_CONFIG).read_text())
         except (json.JSONDecodeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {root}: bad {CONFIG}/{BACKBONE_CONFIG}: {e}") from e

@@ -100,11 +100,14 @@ def encode_prompts(
     tokens_per_image: int,
     max_text_tokens: int,
     device: torch.device | str | None = None,
+    pad_to_max: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """``(input_ids, attention_mask)`` (B, L) for PaliGemma's multi-image prompt, right-padded.
 
     Equivalent to ``PaliGemmaProcessor(text="<image>"*num_images + instruction)`` (tested), without touching images,
     so rendered views can stay on the GPU. Instructions longer than ``max_text_tokens`` are cut (the newline kept).
+    ``pad_to_max`` pads every prompt to ``max_text_tokens`` rather than to the longest in the batch: the same shapes
+    on every call, which compiled graphs and CUDA graphs need (padding is masked, so the features do not change).
     """
     if isinstance(instructions, str) or not all(isinstance(s, str) for s in instructions):
         raise ValueError("instructions must be a list of strings")
@@ -122,7 +125,7 @@ def encode_prompts(
     # Keep the trailing newline token when cutting: it marks the end of the prefix as in PaliGemma's training.
     texts = [t if len(t) <= max_text_tokens else t[: max_text_tokens - 1] + t[-1:] for t in texts]
     prefix = num_images * tokens_per_image + 1
-    length = prefix + max(len(t) for t in texts)
+    length = prefix + (max_text_tokens if pad_to_max else max(len(t) for t in texts))
     ids = torch.full((len(texts), length), pad, dtype=torch.long)
     attn = torch.zeros((len(texts), length), dtype=torch.long)
     ids[:, : prefix - 1] = img

@@ -1,8 +1,9 @@
 """Policy speed: ms per ``act()`` (both stages: preprocessing + render + backbone + heads + decode) and per training
-step, for the tiny/small presets on the CPU and, when a GPU is present, the 3B-size config in bf16 (random weights).
+step, for the tiny/small presets on the CPU (and on CUDA when present).
 
 Run: ``python -m bridgevla.scripts.speed_policy`` (part of ``make bench``). Figures go to docs/PERFORMANCE.md.
-``--compile`` adds a ``torch.compile``d backbone row on CUDA (the lever for the ≤ 20 ms / keypose 3B target).
+The 3B size on a GPU (eager and compiled, batch 1 and 8, training throughput) is ``bridgevla.scripts.speed_gpu``,
+run by ``benchmarks/speed/gpu.sh``.
 """
 
 from __future__ import annotations
@@ -39,15 +40,11 @@ def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0
                        instructions=["put the red block on the green target"])
 
 
-def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, compile_: bool = False) -> None:
+def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int) -> None:
     torch.manual_seed(0)
     policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
-    if preset == "paligemma-3b-224":
-        policy.freeze(vision_tower=True, embeddings=True)  # the reference's frozen set, for a realistic step
     params = sum(p.numel() for p in policy.parameters()) / 1e6
-    label = f"{preset} ({params:.1f} M, {dtype}{', compiled' if compile_ else ''})"
-    if compile_:
-        policy.backbone.model.model = torch.compile(policy.backbone.model.model, mode="max-autotune-no-cudagraphs")
+    label = f"{preset} ({params:.1f} M, {dtype})"
     obs = synthetic_observation()
     ms = time_ms(lambda: policy.act(obs), device, repeats=repeats)
     print(f"| {device} | {label} | act(), batch 1, {sum(f.depth.size for f in obs.cameras.values()):,} pixels "
@@ -87,8 +84,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd 3B backbone on CUDA")
-    parser.add_argument("--no-3b", action="store_true", help="skip the 3B-size rows on CUDA")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,12 +96,6 @@ def main(argv: list[str] | None = None) -> None:
         for preset in args.presets:
             bench_preset(preset, "cuda", "float32", args.train_batch, args.repeats)
             torch.cuda.empty_cache()
-        if not args.no_3b:
-            # The reference size in bf16; batch 4 per GPU for training, as the reference.
-            bench_preset("paligemma-3b-224", "cuda", "bfloat16", 4, args.repeats)
-            torch.cuda.empty_cache()
-            if args.compile:
-                bench_preset("paligemma-3b-224", "cuda", "bfloat16", 4, args.repeats, compile_=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
     grad_accum: int = 1  # micro-batches per optimizer step
+    # How torch runs the update: "for-loop" (one parameter at a time; the default, as before), "foreach" (batched
+    # kernels over all parameters) or "fused" (one kernel per parameter group: the fastest on a GPU, ~100x fewer
+    # launches for the 3B size's ~400 tensors). All three are deterministic and compute the same update.
+    implementation: Literal["for-loop", "foreach", "fused"] = "for-loop"
 
     def __post_init__(self) -> None:
         _positive("optim.lr", self.lr)
@@ -43,6 +47,8 @@ class OptimConfig:
         _positive("optim.grad_clip", self.grad_clip, allow_zero=True)
         if self.grad_accum < 1:
             raise ValueError(f"optim.grad_accum must be >= 1, got {self.grad_accum}")
+        if self.implementation not in ("for-loop", "foreach", "fused"):
+            raise ValueError(f"optim.implementation must be for-loop, foreach or fused, got {self.implementation!r}")
 
 
 @dataclass

@@ -103,9 +103,11 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.O
     if not params:
         raise ValueError("freeze/lora: every parameter is frozen; nothing to train")
     cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
-    # foreach=False keeps the update order identical across runs and resumes (and across torch's heuristics).
+    # Always an explicit implementation, never torch's device-dependent default, so a run and its resume (or a run
+    # on another machine) take the same code path.
+    impl = {"for-loop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
     return cls(params, lr=optim.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay,
-               foreach=False)
+               **impl[optim.implementation])
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,6 +31,27 @@ def test_depth_to_world_bad_shapes():
         depth_to_world(torch.ones(2, 2), torch.eye(4), torch.eye(4))
     with pytest.raises(ValueError, match="depth"):
         depth_to_world(torch.ones(4, dtype=torch.long), torch.eye(3), torch.eye(4))
+
+
+def test_depth_to_world_float32_matches_the_pinhole_formula_in_float64():
+    # Independent reference: numpy float64, camera point K^-1 [u, v, 1] * d, then R p + t, pixel by pixel order.
+    g = torch.Generator().manual_seed(0)
+    h, w = 6, 9
+    k = torch.tensor([[80.0, 0, 4.3], [0, 75.0, 2.9], [0, 0, 1]], dtype=torch.float64)
+    q = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))[0]
+    e = torch.eye(4, dtype=torch.float64)
+    e[:3, :3] = q * torch.sign(torch.linalg.det(q))
+    e[:3, 3] = torch.tensor([0.4, -1.2, 2.0])
+    depth = 0.3 + 2 * torch.rand(h, w, generator=g, dtype=torch.float64)
+    depth[0, :5] = torch.tensor([0.0, -1.0, math.inf, -math.inf, math.nan])
+    vs, us = np.mgrid[0:h, 0:w]
+    rays = np.linalg.inv(k.numpy()) @ np.stack([us.ravel(), vs.ravel(), np.ones(h * w)])
+    d = np.where(np.isfinite(depth.numpy()), depth.numpy(), 0.0).ravel()  # the first five are checked apart
+    ref = (e[:3, :3].numpy() @ (rays * d) + e[:3, 3, None].numpy()).T
+    got = depth_to_world(depth.float(), k.float(), e.float())
+    assert got.dtype == torch.float32 and got.shape == (h * w, 3) and got.is_contiguous()
+    assert torch.isnan(got[:5]).all()  # zero, negative, +-inf and NaN depths: no return
+    assert np.allclose(got[5:].double().numpy(), ref[5:], atol=2e-6, rtol=0)
 
 
 def test_world_to_pixels_inverts_depth_to_world():

@@ -65,8 +65,10 @@ def test_zoom_bad_arguments():
 
 
 def test_crop_drops_nan_inf_and_outside():
-    pts = torch.tensor([[0.2, 0.0, 1.0], [math.nan, 0, 1], [0, math.inf, 1], [0.71, 0, 1], [0.7, 0.5, 1.6]])
-    assert crop_to_bounds(pts).tolist() == [True, False, False, False, True]
+    pts = torch.tensor([[0.2, 0.0, 1.0], [math.nan, 0, 1], [0, math.inf, 1], [0.71, 0, 1], [0.7, 0.5, 1.6],
+                        [0, 0, -math.inf], [0.2, 0.0, math.nan]])
+    assert crop_to_bounds(pts).tolist() == [True, False, False, False, True, False, False]
+    assert crop_to_bounds(pts.expand(2, 7, 3)).tolist() == [crop_to_bounds(pts).tolist()] * 2
 
 
 def test_pad_clouds():

@@ -48,9 +48,10 @@ def test_fusion_matches_brute_force_grid_sample(seed, sizes):
     g = torch.Generator().manual_seed(seed)
     h = torch.rand(1, 3, s, s, generator=g, dtype=torch.float64) ** 8
     h = h / h.sum(dim=(2, 3), keepdim=True)
-    got = fuse_heatmaps(h, grid_res=res, max_chunk_elements=50)  # tiny chunks exercise the slab loop
     want, _ = slow_fuse(h, res)
-    assert torch.allclose(got[0], want)
+    for method in ("pruned", "dense"):
+        got = fuse_heatmaps(h, grid_res=res, max_chunk_elements=50, method=method)  # tiny chunks: the slab loops
+        assert torch.allclose(got[0], want), method
 
 
 @settings(max_examples=30, deadline=None)
@@ -99,9 +100,39 @@ def test_bad_heatmaps_raise():
 
 def test_fusion_ties_go_to_the_lowest_grid_index():
     h = torch.full((2, 3, 16, 16), 1 / 256.0, dtype=torch.float64)
-    got = fuse_heatmaps(h, grid_res=16, max_chunk_elements=64)
     first = -1 + 1 / 16
-    assert torch.allclose(got, torch.full((2, 3), first, dtype=torch.float64))
+    for method in ("pruned", "dense"):
+        got = fuse_heatmaps(h, grid_res=16, max_chunk_elements=64, method=method)
+        assert torch.allclose(got, torch.full((2, 3), first, dtype=torch.float64)), method
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from([torch.float32, torch.float64]), st.sampled_from([1, 3]))
+def test_dense_and_pruned_fusion_agree_exactly(seed, dtype, batch):
+    # Peaked maps with exact ties (quantised values), at the policy's sizes: the same cell, bit for bit.
+    g = torch.Generator().manual_seed(seed)
+    h = (torch.rand(batch, 3, 24, 24, generator=g, dtype=torch.float64) * 4).floor() ** 6
+    h = (h / h.sum(dim=(2, 3), keepdim=True)).to(dtype)
+    pruned = fuse_heatmaps(h, grid_res=24, method="pruned")
+    assert torch.equal(fuse_heatmaps(h, grid_res=24, method="dense", max_chunk_elements=3000), pruned)
+    assert torch.equal(fuse_heatmaps(h, grid_res=24, method="auto"), pruned)  # CPU: auto = pruned
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fusion_on_cuda_is_dense_matches_cpu_and_never_synchronises():
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(4, 3, 64, 64, generator=g) ** 16
+    h = h / h.sum(dim=(2, 3), keepdim=True)
+    want = fuse_heatmaps(h, grid_res=64)
+    hc = h.cuda()
+    fuse_heatmaps(hc, grid_res=64)  # warm-up (kernels, allocator)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = fuse_heatmaps(hc, grid_res=64)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(got.cpu(), want)
 
 
 @settings(max_examples=10, deadline=None)

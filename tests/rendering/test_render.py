@@ -115,6 +115,7 @@ def test_bad_shapes_and_dtypes_name_the_argument(args, name):
         render(*args, image_size=8)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_equals_gpu():
     g = torch.Generator().manual_seed(0)
@@ -122,5 +123,32 @@ def test_cpu_equals_gpu():
     feats = torch.rand(2, 5000, 3, generator=g)
     cpu = render(pts, feats, image_size=64)
     gpu = render(pts.cuda(), feats.cuda(), image_size=64)
-    assert torch.equal(cpu.index, gpu.index.cpu())
-    assert torch.allclose(cpu.features, gpu.features.cpu())
+    assert torch.equal(cpu.index, gpu.index.cpu())  # the same point in every pixel
+    assert torch.equal(cpu.features, gpu.features.cpu()) and torch.equal(cpu.depth, gpu.depth.cpu())
+
+
+def test_gradients_reach_points_and_features():
+    # The shown features and cube coordinates are gathers, so they carry gradients back to the cloud; a point that is
+    # shown nowhere gets none.
+    pts = torch.tensor([[[0.1, 0.2, 0.3], [0.1, 0.2, -0.9], [5.0, 0.0, 0.0]]], requires_grad=True)
+    feats = torch.rand(1, 3, 2, requires_grad=True)
+    out = render(pts, feats, image_size=16, splat_radius=0)
+    (out.features.sum() + out.xyz.sum() + out.depth.sum()).backward()
+    # point 0 is nearest in the top view (depth 1 - z) and shown in front/side too; point 1 is hidden behind it in
+    # the top view only; point 2 lies outside the cube.
+    assert torch.equal(feats.grad[0, :, 0], torch.tensor([3.0, 2.0, 0.0]))
+    assert pts.grad[0, 2].abs().sum() == 0 and pts.grad[0, :2].abs().sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_render_never_synchronises():
+    pts = torch.rand(2, 5000, 3, device="cuda") * 2 - 1
+    feats = torch.rand(2, 5000, 3, device="cuda")
+    render(pts, feats, image_size=64)  # warm-up: per-device constants are copied once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = render(pts, feats, image_size=64)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert out.valid.is_cuda

@@ -114,3 +114,60 @@ def test_subsample_cloud_keeps_order_and_pairs():
     assert same is pts and subsample_cloud(pts, cols, 10, np.random.default_rng(0))[0] is pts
     with pytest.raises(ValueError, match="max_points"):
         subsample_cloud(pts, cols, -1, np.random.default_rng(0))
+
+
+def _pinhole_reference(frame) -> np.ndarray:
+    """World points of one camera in float64 numpy, pixel by pixel row-major (NaN where no depth)."""
+    h, w = frame.depth.shape
+    v, u = np.mgrid[0:h, 0:w]
+    d = frame.depth.astype(np.float64).ravel()
+    k = np.asarray(frame.intrinsics, np.float64)
+    cam = np.stack([(u.ravel() - k[0, 2]) * d / k[0, 0], (v.ravel() - k[1, 2]) * d / k[1, 1], d], 1)
+    e = np.asarray(frame.extrinsics, np.float64)
+    world = cam @ e[:3, :3].T + e[:3, 3]
+    world[~(np.isfinite(d) & (d > 0))] = np.nan
+    return world
+
+
+def test_observation_cloud_float32_tensors_match_a_float64_reference():
+    # Two cameras of different sizes (one batched back-projection per size), in the observation's order.
+    obs = overhead_observation(size=16)
+    tilted = overhead_observation(seed=1, size=24).cameras["overhead"]
+    ext = tilted.extrinsics.copy()
+    c, s = np.cos(0.3), np.sin(0.3)
+    ext[:3, :3] = ext[:3, :3] @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    tilted.extrinsics = ext
+    obs.cameras["tilted"] = tilted
+    points, colors = obs.point_cloud_tensor()
+    assert points.dtype == torch.float32 and colors.dtype == torch.uint8 and points.shape == (16 * 16 + 24 * 24, 3)
+    ref = np.concatenate([_pinhole_reference(f) for f in obs.cameras.values()])
+    assert np.array_equal(np.isnan(points.numpy()), np.isnan(ref))
+    assert np.nanmax(np.abs(points.numpy() - ref)) < 1e-6
+    p, c = observation_cloud(obs, BOUNDS)
+    inside = np.all((ref >= BOUNDS[:3]) & (ref <= BOUNDS[3:]), axis=1)
+    assert p.dtype == np.float32 and c.dtype == np.float32
+    assert len(p) == inside.sum() and np.allclose(p, ref[inside], atol=1e-6)
+    rgb = np.concatenate([f.rgb.reshape(-1, 3) for f in obs.cameras.values()])
+    assert np.array_equal(c, rgb[inside] / np.float32(255.0))
+    assert torch.equal(torch.from_numpy(obs.point_cloud()[0]).nan_to_num(7), points.nan_to_num(7))
+
+
+def test_subsample_cloud_torch_takes_the_same_draw_as_numpy():
+    pts = np.random.default_rng(3).random((50, 3), dtype=np.float32)
+    cols = pts[:, ::-1].copy()
+    pn, cn = subsample_cloud(pts, cols, 7, np.random.default_rng(5))
+    pt, ct = subsample_cloud(torch.from_numpy(pts), torch.from_numpy(cols), 7, np.random.default_rng(5))
+    assert isinstance(pt, torch.Tensor) and np.array_equal(pt.numpy(), pn) and np.array_equal(ct.numpy(), cn)
+
+
+def test_memory_markers_take_tensors_like_arrays():
+    # act() prepares its clouds as tensors, the dataset as numpy: the same markers either way.
+    from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers
+
+    pts = np.random.default_rng(0).random((5, 3), dtype=np.float32)
+    cols = pts[:, ::-1].copy()
+    hist = [([0.1, 0.0, 1.0], 1.0), ([0.2, 0.1, 1.1], 0.0)]
+    pn, cn = add_memory_markers(pts, cols, hist, MemoryMarkers(2, points=4))
+    pt, ct = add_memory_markers(torch.from_numpy(pts), torch.from_numpy(cols), hist, MemoryMarkers(2, points=4))
+    assert isinstance(pt, torch.Tensor) and pt.shape == (5 + 8, 3)
+    assert np.array_equal(pt.numpy(), pn) and np.array_equal(ct.numpy(), cn)

@@ -190,3 +190,14 @@ def test_hf_folder_is_loadable_by_transformers_directly(hf_folder):
     folder, model = hf_folder
     again = PaliGemmaForConditionalGeneration.from_pretrained(folder)
     assert torch.equal(again.lm_head.weight, model.lm_head.weight)
+
+
+def test_runtime_settings_can_be_overridden_on_load(saved, batch):
+    policy, path = saved
+    loaded = BridgeVLAPolicy.from_pretrained(path, static_shapes=True, attn_implementation="eager")
+    assert loaded.config.static_shapes and loaded.config.attn_implementation == "eager"
+    assert loaded.config.replace(static_shapes=False, attn_implementation="sdpa") == policy.config
+    pa, pb = policy.predict(batch), loaded.predict(batch)
+    torch.testing.assert_close(pa.heatmaps[1], pb.heatmaps[1], atol=1e-6, rtol=1e-5)  # the same maths
+    with pytest.raises(ValueError, match="runtime settings"):
+        BridgeVLAPolicy.from_pretrained(path, image_size=32)

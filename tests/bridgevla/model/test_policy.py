@@ -238,6 +238,24 @@ def test_bfloat16_weights_run_end_to_end():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_on_device_never_synchronises_with_the_host():
+    """Render, both backbone passes, fusion decode, zoom and action decode queue without one host read-back or
+    host-to-device copy: CUDA's sync debug mode turns any synchronising call into an error."""
+    policy = tiny_policy(seed=6, static_shapes=True).to("cuda")
+    batch = collate(tabletop_samples(2, seed=0, table_points=500, points_per_object=50)).to("cuda")
+    ids, attn = policy.encode_instructions(batch.instructions)
+    policy.predict_on_device(batch, ids, attn)  # first call: per-device constants are copied once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        pred = policy.predict_on_device(batch, ids, attn)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert pred.position.is_cuda and torch.isfinite(pred.position).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     cpu = tiny_policy(seed=6)
     gpu = tiny_policy(seed=6).to("cuda")
@@ -282,3 +300,62 @@ def test_act_uses_the_configured_cameras():
     policy.config.cameras = ["missing"]
     with pytest.raises(ValueError, match="missing"):
         policy.act(obs)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_backbone_forward_equals_transformers_paligemma_forward(impl):
+    """Our forward (image features concatenated before the text, prefix mask built here: no read-back, graph-safe)
+    against transformers' own PaliGemmaModel.forward with token_type_ids = 0, on a padded batch."""
+    policy = tiny_policy(seed=4, attn_implementation=impl)
+    batch = collate(tabletop_samples(2, seed=1, table_points=400, points_per_object=40))
+    views = policy.render_views(*policy._cube_cloud(batch))
+    ids, attn = policy.encode_instructions(["touch the red cube", "touch the red cube next to the green cube"])
+    assert not bool(attn.all())
+    ours = policy.backbone(views, ids, attn)
+    bb = policy.backbone
+    out = bb.model.model(input_ids=ids, pixel_values=bb.pixel_values(views), attention_mask=attn,
+                         token_type_ids=torch.zeros_like(ids), use_cache=False)
+    n, g = 3 * bb.grid * bb.grid, bb.grid
+    theirs = out.last_hidden_state[:, :n].reshape(2, 3, g, g, -1).permute(0, 1, 4, 2, 3)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-5)
+
+
+def test_static_shapes_pad_prompts_without_changing_predictions(batch):
+    plain, static = tiny_policy(seed=5), tiny_policy(seed=5, static_shapes=True)
+    ids, attn = static.encode_instructions(["go", "a much longer instruction than the first"])
+    assert ids.shape[1] == 3 * static.config.grid_size**2 + 1 + static.config.max_text_tokens
+    assert plain.encode_instructions(["go"])[0].shape[1] < ids.shape[1]
+    a, b = plain.predict(batch), static.predict(batch)
+    torch.testing.assert_close(a.heatmaps[1], b.heatmaps[1], atol=1e-6, rtol=1e-5)
+    assert torch.equal(a.rotation_bins, b.rotation_bins)
+
+
+@pytest.mark.slow
+def test_backbone_and_head_trace_as_one_graph():
+    """torch.compile(fullgraph=True) fails on any graph break, and a read-back to the host (.item(), bool(tensor),
+    data-dependent shapes) is one: the model stage is one graph, compilable and CUDA-graph capturable as a whole."""
+    policy = tiny_policy(seed=3, static_shapes=True)
+    batch = collate(tabletop_samples(2, seed=0, table_points=300, points_per_object=30))
+    views = policy.render_views(*policy._cube_cloud(batch))
+    ids, attn = policy.encode_instructions(batch.instructions)
+    traced = torch.compile(policy._heatmap_logits, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(views, ids, attn), policy._heatmap_logits(views, ids, attn))
+
+
+def test_activation_checkpointing_gives_the_same_gradients_with_the_reference_frozen_set():
+    """The throughput option must not change training: with the vision tower and embeddings frozen (no input needs a
+    gradient), checkpointed layers still get their gradients, equal to the plain run's."""
+    batch = collate(tabletop_samples(2, seed=2, table_points=300, points_per_object=30))
+    grads = []
+    for ckpt in (False, True):
+        policy = tiny_policy(seed=8, gradient_checkpointing=ckpt)
+        policy.freeze(vision_tower=True, embeddings=True)
+        policy.train()
+        torch.manual_seed(0)
+        policy.compute_loss(batch)["loss"].backward()
+        grads.append({n: p.grad for n, p in policy.named_parameters() if p.requires_grad})
+    layer = [n for n in grads[0] if "language_model.layers.0." in n]
+    assert layer and all(grads[1][n] is not None and grads[1][n].abs().sum() > 0 for n in layer)
+    for n, g in grads[0].items():
+        torch.testing.assert_close(grads[1][n], g, atol=1e-5, rtol=1e-4)

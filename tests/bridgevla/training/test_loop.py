@@ -236,6 +236,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
         (OptimConfig, {"grad_accum": 0}, "optim.grad_accum"),
         (OptimConfig, {"betas": [0.9, 1.5]}, "optim.betas"),
         (OptimConfig, {"min_lr_ratio": 2}, "optim.min_lr_ratio"),
+        (OptimConfig, {"implementation": "apex"}, "implementation"),
         (TrainConfig, {"steps": 0}, "train.steps"),
         (TrainConfig, {"batch_size": "four"}, "batch_size"),
         (TrainConfig, {"device": "tpu"}, "train.device"),
@@ -282,3 +283,27 @@ def test_ddp_on_cpu_keeps_ranks_in_sync(tmp_path):
     a, b = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step_0000004"  # rank 0 wrote the checkpoints
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_optimizer_implementations_compute_the_same_update(name):
+    """for-loop, foreach and fused (the throughput option) are three codings of one update: a few steps from the same
+    start end at the same weights (to float32 rounding)."""
+    from bridgevla.training.loop import build_optimizer
+
+    finals = {}
+    for impl in ("for-loop", "foreach", "fused"):
+        torch.manual_seed(0)
+        model = TinyNet()
+        model.drop.p = 0.0
+        opt = build_optimizer(model, OptimConfig(name=name, lr=1e-2, weight_decay=1e-2, implementation=impl))
+        assert bool(opt.defaults["fused"]) == (impl == "fused") and bool(opt.defaults["foreach"]) == (impl == "foreach")
+        for batch in zip(range(3), SeededSource().iterate(0)):
+            torch.manual_seed(1)
+            opt.zero_grad()
+            model.compute_loss(batch[1])["loss"].backward()
+            opt.step()
+        finals[impl] = _state(model)
+    for impl in ("foreach", "fused"):
+        for k, v in finals["for-loop"].items():
+            torch.testing.assert_close(finals[impl][k], v, atol=1e-6, rtol=1e-5)
