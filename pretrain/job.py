@@ -11,7 +11,6 @@ Outputs in ``train.out_dir``: ``policy/`` (``save_pretrained``; fine-tuning star
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,13 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from benchmarks.fileio import atomic_write_json, atomic_write_text
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.model.heads import soft_cross_entropy
 from bridgevla.training.config import OptimConfig, TrainConfig
-from bridgevla.training.job import check_resume_config, plot_loss_curves, seed_everything
-from bridgevla.training.loop import Trainer, TrainResult, resolve_device
+from bridgevla.training.job import check_resume_config, plot_loss_curves, read_saved_config, seed_everything
+from bridgevla.training.loop import Trainer, TrainResult, resolve_device, trainer_rank
 from pretrain.scenes import SceneBatch, SceneConfig, generate_scenes
 from rendering import fuse_heatmaps, gaussian_targets, project, zoom
 
@@ -157,12 +157,12 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     saved_path = out / "config.yaml"
     current = to_dict(cfg)
     if resume and saved_path.is_file():
-        check_resume_config(yaml.safe_load(saved_path.read_text()), current)
+        check_resume_config(read_saved_config(saved_path), current)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     policy = BridgeVLAPolicy(cfg.model, device=device)
-    out.mkdir(parents=True, exist_ok=True)
-    saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
+    if trainer_rank() == 0:
+        atomic_write_text(saved_path, yaml.safe_dump(current, sort_keys=False))
     source = SceneBatches(cfg.scenes, cfg.train.batch_size, cfg.train.seed)
     module = HeatmapPretrainer(policy, cfg.views, cfg.zoom_fraction)
     trainer = Trainer(module, source, cfg.train, cfg.optim, job_config=current)
@@ -178,7 +178,7 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
         if cfg.eval_scenes:
             held_out = SceneBatches(cfg.scenes, cfg.eval_scenes, cfg.train.seed + EVAL_SEED_OFFSET).batch(0)
             summary["grounding"] = grounding_accuracy(policy, held_out, cfg.views)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic_write_json(out / "summary.json", summary)
     return result
 
 

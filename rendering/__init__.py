@@ -4,6 +4,7 @@ fusion and targets, rotation bins. Pure torch, batched, CPU and GPU. See docs/ge
 from rendering.bounds import (
     REFERENCE_BOUNDS,
     SceneBounds,
+    clamp_to_bounds,
     crop_to_bounds,
     cube_to_world,
     pad_clouds,
@@ -42,6 +43,7 @@ __all__ = [
     "VIEW_NAMES",
     "bins_to_euler",
     "bins_to_quaternion",
+    "clamp_to_bounds",
     "crop_to_bounds",
     "cube_to_world",
     "depth_to_world",

@@ -70,6 +70,8 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     _check_heatmaps(heatmaps)
     if not isinstance(grid_res, int) or grid_res < 1:
         raise ValueError(f"grid_res must be a positive int, got {grid_res!r}")
+    if not bool(torch.isfinite(heatmaps).all()):  # NaN compares false everywhere: no cell would ever be chosen
+        raise ValueError("heatmaps must be finite (NaN/inf from NaN weights or an overflow); nothing to decode")
     r = grid_res
     b = heatmaps.shape[0]
     dev = heatmaps.device

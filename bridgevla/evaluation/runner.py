@@ -3,31 +3,48 @@
 - Episode ``e`` of run ``seed`` on ``task`` uses variation ``e mod variations(task)`` and environment seed
   ``seed_offset + 10000·seed + e``; ``seed_offset`` keeps test scenes away from the demo seeds used for training.
 - An episode ends on success, when the environment says done (an invalid keypose is a failure there), or after
-  ``max_keyposes`` keyposes; an agent that raises or returns a non-finite keypose fails the episode.
-- Every finished episode is one line appended to ``episodes.jsonl``; a restarted run reads it and skips what is
-  done, so a crash costs at most the episodes in flight.
-- ``workers > 1`` runs one environment (and one agent) per process; the parent alone writes the JSONL.
+  ``max_keyposes`` keyposes; an agent that raises fails the episode.
+- Every keypose passes the workspace guard (``benchmarks.protocol.WorkspaceGuard``) before the environment sees it:
+  the environment's own ``workspace()`` when it declares one, else ``bounds``. A keypose that is not finite or lies
+  more than ``workspace_tolerance`` outside fails the episode, its error quoting requested vs allowed; one within the
+  tolerance is clamped (counted in the record's ``clamped``).
+- Every finished episode is one checksummed line appended (and fsync'd) to ``episodes.jsonl``; a restarted run reads
+  it and skips what is done, so a crash costs at most the episodes in flight. Reading never loses a line: valid
+  JSON lines it does not recognise stay, torn or corrupted ones move to ``episodes.jsonl.rejected``, and the file is
+  only ever replaced atomically (``benchmarks.fileio``).
+- ``workers > 1`` runs one environment (and one agent) per process; the parent alone writes the JSONL. Workers exit
+  when the parent dies (``benchmarks.workers``).
+- A ``module:factory`` benchmark imports and runs code: ``evaluate`` refuses it unless ``allow_code`` (the CLI passes
+  it for a benchmark named on the command line or with ``--allow-code``).
 
 Nothing here knows a benchmark: environments come from ``bridgevla.evaluation.envs.make_env``.
 """
 
 from __future__ import annotations
 
-import json
 import time
+import warnings
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from benchmarks.protocol import MAX_EPISODE_KEYPOSES, Environment
+from benchmarks.fileio import REJECTED_SUFFIX, append_jsonl, read_jsonl
+from benchmarks.protocol import (
+    MAX_EPISODE_KEYPOSES,
+    WORKSPACE_TOLERANCE,
+    Environment,
+    KeyposeRejected,
+    WorkspaceGuard,
+    environment_workspace,
+)
+from benchmarks.workers import worker_pool
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.evaluation.envs import make_env
+from rendering.bounds import REFERENCE_BOUNDS, SceneBounds
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -45,7 +62,9 @@ class EvalConfig:
     workers: int = 1  # processes, each with its own environment
     out_dir: str = "runs/eval"
     device: str = "auto"
-    bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
+    # The random baseline's box, and the workspace keyposes must lie in when the environment declares none.
+    bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])
+    workspace_tolerance: float = WORKSPACE_TOLERANCE  # metres outside the workspace still clamped; beyond: refused
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
@@ -69,6 +88,9 @@ class EvalConfig:
             raise ValueError(f"eval.checkpoint: {self.checkpoint} is not a directory")
         if len(self.bounds) != 6:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
+        SceneBounds.from_list(self.bounds)  # max > min, finite
+        if not self.workspace_tolerance >= 0:
+            raise ValueError(f"eval.workspace_tolerance must be >= 0 metres, got {self.workspace_tolerance}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
 
@@ -94,16 +116,23 @@ def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int])
     ]
 
 
+def workspace_guard(env: Environment, bounds: list[float], tolerance: float = WORKSPACE_TOLERANCE
+                    ) -> WorkspaceGuard:
+    """The guard every keypose of an evaluation passes: the environment's declared workspace, else ``bounds``."""
+    return WorkspaceGuard(environment_workspace(env) or SceneBounds.from_list(bounds), tolerance)
+
+
 def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-                strip: Path | None = None) -> dict[str, Any]:
+                strip: Path | None = None, guard: WorkspaceGuard | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
     episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
-    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy)."""
+    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy).
+    ``guard``: the workspace guard (default: :func:`workspace_guard` with the reference bounds)."""
     recording = strip is not None and hasattr(agent, "frames")
     if recording:
         agent.frames = []
     try:
-        return _episode(env, agent, spec, max_keyposes)
+        return _episode(env, agent, spec, max_keyposes, guard or workspace_guard(env, REFERENCE_BOUNDS.to_list()))
     finally:
         if recording:
             if agent.frames:
@@ -111,9 +140,10 @@ def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes:
             agent.frames = None
 
 
-def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int, guard: WorkspaceGuard
+             ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    success, steps, error = False, 0, None
+    success, steps, error, clamped = False, 0, None, 0
     try:
         obs = env.reset(spec.task, spec.variation, spec.env_seed)
         agent.reset(env, obs, spec.env_seed)
@@ -126,10 +156,12 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             except Exception as e:
                 error = f"agent: {type(e).__name__}: {e}"
                 break
-            if not (np.isfinite(kp.position).all() and np.isfinite(kp.quaternion).all()) or \
-                    np.linalg.norm(kp.quaternion) < 1e-6:
-                error = "invalid keypose (non-finite or zero quaternion)"
+            try:
+                kp, report = guard.check(kp)
+            except KeyposeRejected as e:
+                error = f"invalid keypose: {e}"
                 break
+            clamped += report.clamped
             try:
                 obs, ok, done, info = env.step(kp)
             except Exception as e:  # the protocol forbids it, but a simulator bug must not kill the whole run
@@ -141,24 +173,37 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             if done:
                 error = info.get("error") if isinstance(info, dict) else None
                 break
-    return {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error,
+    return {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error, "clamped": clamped,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def _episode_key(r: dict[str, Any]) -> tuple[str, str, int, int] | None:
+    """The key of a finished-episode record, or None for a JSON object that is not one (kept in the file, not used)."""
+    try:
+        key = (r["agent"], r["task"], r["seed"], r["episode"])
+        ok = isinstance(r["success"], bool) and (r["error"] is None or isinstance(r["error"], str))
+    except KeyError:
+        return None
+    types = (str, str, int, int)
+    if not ok or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types)):
+        return None
+    return key
+
+
 def read_done(path: Path) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    """Finished episodes in ``path``. A torn last line (a crash mid-write) is dropped and the file repaired."""
-    if not path.exists():
-        return {}
+    """Finished episodes in ``path`` (the last record wins for a key). Never loses a line: valid JSON that is not an
+    episode record stays in the file; a torn last line (a kill mid-write) or a corrupted line moves to
+    ``<path>.rejected`` and the file is replaced atomically (``benchmarks.fileio.read_jsonl``)."""
+    contents = read_jsonl(path)
     done: dict[tuple[str, str, int, int], dict[str, Any]] = {}
-    good: list[str] = []
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-            done[(r["agent"], r["task"], r["seed"], r["episode"])] = r
-            good.append(line)
-        except (json.JSONDecodeError, KeyError):
-            continue
-    path.write_text("".join(g + "\n" for g in good))
+    for r in contents.records:
+        key = _episode_key(r)
+        if key is not None:
+            done[key] = r
+    if contents.rejected:
+        lines = ", ".join(f"{n} ({why})" for n, why in contents.rejected[:5])
+        warnings.warn(f"{path}: {len(contents.rejected)} unreadable line(s) moved to {path.name}{REJECTED_SUFFIX}, "
+                      f"their episodes will be re-run: line {lines}", stacklevel=2)
     return done
 
 
@@ -166,11 +211,13 @@ def read_done(path: Path) -> dict[tuple[str, str, int, int], dict[str, Any]]:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec]) -> None:
+def _worker_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec], bounds: list[float],
+                 tolerance: float, allow_code: bool) -> None:
     import torch
 
     torch.set_num_threads(1)  # N workers on N cores: one thread each beats oversubscription
-    _WORKER["env"] = make_env(benchmark, env_options)
+    _WORKER["env"] = make_env(benchmark, env_options, allow_code=allow_code)
+    _WORKER["guard"] = workspace_guard(_WORKER["env"], bounds, tolerance)
     _WORKER["specs"] = {s.name: s for s in agent_specs}
     _WORKER["agents"] = {}
 
@@ -179,7 +226,7 @@ def _worker_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None) -> dic
     agents = _WORKER["agents"]
     if spec.agent not in agents:  # built on first use, so a worker that only runs baselines never loads the model
         agents[spec.agent] = make_agent(_WORKER["specs"][spec.agent])
-    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip)
+    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip, _WORKER["guard"])
 
 
 def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
@@ -193,18 +240,20 @@ def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: lis
             ) -> Iterator[dict[str, Any]]:
     agents: dict[str, Agent] = {}
     by_name = {s.name: s for s in specs}
+    guard = workspace_guard(env, cfg.bounds, cfg.workspace_tolerance)
     for spec in todo:
         if spec.agent not in agents:
             agents[spec.agent] = make_agent(by_name[spec.agent])
-        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec))
+        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec), guard)
 
 
-def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
-    """Run (or finish) the evaluation described by ``cfg``; returns the records of all its episodes."""
+def evaluate(cfg: EvalConfig, env: Environment | None = None, allow_code: bool = False) -> list[dict[str, Any]]:
+    """Run (or finish) the evaluation described by ``cfg``; returns the records of all its episodes.
+    ``allow_code``: accept a ``module:factory`` benchmark (see the module doc)."""
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     own_env = env is None
-    probe = make_env(cfg.benchmark, cfg.env) if env is None else env
+    probe = make_env(cfg.benchmark, cfg.env, allow_code=allow_code) if env is None else env
+    out.mkdir(parents=True, exist_ok=True)
     try:
         available = probe.tasks()
         tasks = list(cfg.tasks) or available
@@ -222,9 +271,8 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="eval", disable=not cfg.progress,
                    dynamic_ncols=True)
         with path.open("a") as f:
-            for rec in _results(cfg, probe, agent_specs, todo):
-                f.write(json.dumps(rec) + "\n")
-                f.flush()  # one line per finished episode: the resume point
+            for rec in _results(cfg, probe, agent_specs, todo, allow_code):
+                append_jsonl(f, rec)  # one durable line per finished episode: the resume point
                 done[(rec["agent"], rec["task"], rec["seed"], rec["episode"])] = rec
                 bar.update(1)
         bar.close()
@@ -234,14 +282,13 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
             probe.close()
 
 
-def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
-             ) -> Iterator[dict[str, Any]]:
+def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], todo: list[EpisodeSpec],
+             allow_code: bool = False) -> Iterator[dict[str, Any]]:
     if cfg.workers <= 1 or len(todo) <= 1:
         yield from _inline(cfg, env, agent_specs, todo)
         return
-    # spawn, not fork: simulators and torch hold threads and GL contexts that do not survive a fork.
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(cfg.benchmark, cfg.env, agent_specs)) as pool:
+    with worker_pool(cfg.workers, _worker_init, (cfg.benchmark, cfg.env, agent_specs, list(cfg.bounds),
+                                                 cfg.workspace_tolerance, allow_code)) as pool:
         futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s)) for s in todo]
         for fut in as_completed(futures):
             yield fut.result()
