@@ -82,6 +82,8 @@ class Observation:
         missing = [n for n in names if n not in self.cameras]
         if missing:
             raise ValueError(f"cameras {missing} not in observation (has {sorted(self.cameras)})")
+        if not names:  # no cameras: an empty cloud, which the policy refuses with a clear error
+            return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
         parts = [self.cameras[n].point_cloud() for n in names]
         return np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.fileio import atomic_write_json
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.training.config import OptimConfig, TrainConfig
 from bridgevla.training.job import TrainJobConfig
@@ -139,8 +140,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     table = markdown_table(summary)
     result = success_json(summary, "policy") if "policy" in summary else {}
     json_path = out / "demo_results.json"
-    json_path.write_text(json.dumps(result, indent=1))
-    (out / "demo_timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1))
+    atomic_write_json(json_path, result)
+    atomic_write_json(out / "demo_timings.json", {k: round(v, 1) for k, v in timings.items()})
     print("\n" + table)
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     print(f"policy success JSON: {json_path}")
@@ -159,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 2
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(cfg.out_dir) / "demo_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    atomic_write_json(Path(cfg.out_dir) / "demo_config.json", to_dict(cfg))
     res = run_demo(cfg)
     mean = res["success"].get("mean", 0.0)
     if mean < cfg.min_success:

@@ -146,12 +146,19 @@ def test_act_single_and_batched_match_predict(policy):
     assert pred.views[0].shape[0] == 2
 
 
-def test_act_warns_on_an_empty_cloud(policy):
+def test_act_refuses_an_observation_without_usable_points(policy):
+    """No keypose is guessed from an empty picture: each cause is an error naming it."""
     obs = overhead_observation()
     obs.cameras["overhead"].extrinsics[:3, 3] = (10.0, 10.0, 10.0)  # the whole cloud leaves the bounds
-    with pytest.warns(UserWarning, match="no points inside the scene bounds"):
-        key = policy.act(obs)
-    assert np.isfinite(key.position).all()
+    with pytest.raises(ValueError, match=r"observation\[0\] has no usable points: none of the 1018 points .* inside"):
+        policy.act(obs)
+    obs = overhead_observation()
+    obs.cameras["overhead"].depth[:] = np.nan
+    with pytest.raises(ValueError, match=r"observation\[1\] .*none of the 1024 pixels .* has a depth"):
+        policy.act([overhead_observation(), obs])
+    obs.cameras.clear()
+    with pytest.raises(ValueError, match="has no cameras"):
+        policy.act(obs)
 
 
 def test_act_rejects_bad_input(policy):

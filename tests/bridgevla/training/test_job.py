@@ -69,7 +69,7 @@ def test_eval_of_a_trained_policy_writes_its_table_and_strips(demos, tmp_path):
                      checkpoint=str(tmp_path / "run" / "policy"),
                      agents=["policy"], tasks=["reach_red"], episodes=2, max_keyposes=2, strips=1,
                      out_dir=str(tmp_path / "ev"), progress=False, env={"camera": True})
-    recs = evaluate(cfg)
+    recs = evaluate(cfg, allow_code=True)
     assert len(recs) == 2 and all(r["error"] is None or "agent" not in r["error"] for r in recs)
     strips = sorted((tmp_path / "ev" / "strips").glob("*.png"))
     assert [p.name for p in strips] == ["policy_reach_red_seed0_ep0.png"]  # only the first episode
