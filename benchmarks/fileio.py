@@ -191,7 +191,13 @@ def _parse(line: str) -> tuple[Any, str | None]:
         crc = value.pop(CRC_KEY)
         if not isinstance(crc, int) or isinstance(crc, bool) or crc != _crc(value):
             return None, "checksum mismatch (corrupted line)"
+    elif isinstance(value, dict) and any(_one_off(k) for k in value):
+        return None, "checksum key corrupted"  # a flipped bit in the key itself must not disable the check
     return value, None
+
+
+def _one_off(key: str) -> bool:
+    return len(key) == len(CRC_KEY) and sum(a != b for a, b in zip(key, CRC_KEY)) == 1
 
 
 def read_jsonl(path: str | Path, keep: Callable[[Any], bool] | None = None, repair: bool = True) -> JsonlContents:
