@@ -92,3 +92,10 @@ def test_fusion_ties_go_to_the_lowest_grid_index():
     got = fuse_heatmaps(h, grid_res=16, max_chunk_elements=64)
     first = -1 + 1 / 16
     assert torch.allclose(got, torch.full((2, 3), first, dtype=torch.float64))
+
+
+def test_non_finite_heatmaps_are_refused_by_name():
+    h = torch.full((1, 3, 8, 8), 1.0 / 64)
+    h[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        fuse_heatmaps(h, 8)

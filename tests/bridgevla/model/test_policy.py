@@ -286,3 +286,28 @@ def test_act_uses_the_configured_cameras():
     policy.config.cameras = ["missing"]
     with pytest.raises(ValueError, match="missing"):
         policy.act(obs)
+
+
+def test_decoded_positions_are_clamped_into_the_bounds_and_the_request_kept():
+    """Bounds flatter than the cube: a point the heatmaps put above them comes out on their top face, and the
+    unclamped request is reported alongside."""
+    from rendering import euler_to_quaternion
+
+    policy = tiny_policy(seed=5, bounds=[0.0, 0.0, 0.0, 1.0, 1.0, 0.2])
+    position = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)  # cube z = 0.8: inside the cube, not the bounds
+    _oracle(policy, position, euler_to_quaternion(torch.zeros(1, 3, dtype=torch.float64)))
+    sample = tabletop_samples(1, seed=0, table_points=200, points_per_object=20)[0]
+    pred = policy.predict(collate([sample]))
+    assert (pred.requested_position.double() - position).norm() < 0.01
+    np.testing.assert_allclose(pred.position[0].numpy(), [0.5, 0.5, 0.2], atol=0.01)
+    assert pred.position[0, 2].item() <= 0.2 + 1e-6  # float32 rounding of the bound
+    assert pred.keyposes()[0].position[2] <= 0.2 + 1e-6
+
+
+def test_nan_weights_give_a_clear_error_not_an_index_error():
+    policy = tiny_policy(seed=1)
+    with torch.no_grad():
+        for p in policy.heatmap_head.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ValueError, match="non-finite stage 1 heatmap logits"):
+        policy.act(overhead_observation())
