@@ -80,18 +80,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return False
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value)
+                number = int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: expected an integer, got {value!r:.80}")
+        if not -(2**63) <= number < 2**63:  # torch, numpy and the file formats stop at 64 bits
+            raise ConfigError(f"{key}: {str(number)[:12]}... ({len(str(abs(number)))} digits) is outside the 64-bit "
+                              "integer range")
+        return number
     if tp is float:
         number = None
         if (isinstance(value, (int, float)) and not isinstance(value, bool)) or isinstance(value, str):
