@@ -23,6 +23,7 @@ one implementation.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -71,7 +72,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Replace ``path`` with ``data`` atomically and durably (temp sibling + fsync + rename + directory fsync)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{os.getpid()}-")
+    remove_stale_temps(path.parent, f".{glob.escape(path.name)}.tmp-*")  # of writers killed before their rename
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=f"-{os.getpid()}")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -23,12 +23,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=500 optim.lr=1e-4")
 
 
+LIST_FLAGS = {"tasks", "seeds", "agents"}  # comma-separated on the command line, lists in the config
+
+
 def _flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
     out = []
     for attr, key in mapping.items():
         value = getattr(args, attr, None)
         if value is not None:
-            out.append(f"{key}={value}")
+            # "--seeds 0" must mean [0], not the integer 0 that a bare YAML value would give.
+            out.append(f"{key}=[{value}]" if attr in LIST_FLAGS else f"{key}={value}")
     return out
 
 

@@ -207,3 +207,34 @@ def test_unknown_benchmark_task_or_missing_expert_are_clear_errors(tmp_path):
     # module:factory runs code: refused unless asked for, before anything is imported.
     with pytest.raises(ValueError, match="allow-code"):
         evaluate(_cfg(tmp_path))
+
+
+def test_resume_never_drops_unknown_valid_lines_and_quarantines_corrupt_ones(tmp_path):
+    cfg = _cfg(tmp_path, agents=["expert"], episodes=2, seeds=[0])
+    evaluate(cfg, allow_code=True)
+    path = tmp_path / "ev" / EPISODES_FILE
+    lines = path.read_text().splitlines()
+    corrupted = lines[1].replace('"success": true', '"success": tru3')
+    note = '{"comment": "appended by a human", "agent": "expert"}'
+    path.write_text("\n".join([lines[0], note, corrupted, *lines[2:]]) + "\n")
+    with pytest.warns(UserWarning, match="1 unreadable line"):
+        recs = evaluate(cfg, allow_code=True)
+    after = path.read_text().splitlines()
+    assert note in after and lines[0] in after  # nothing valid is dropped
+    assert (tmp_path / "ev" / (EPISODES_FILE + ".rejected")).read_text() == corrupted + "\n"
+    assert len(recs) == 6 and len(after) == 7  # the corrupted episode was re-run and appended
+
+
+def test_keyposes_outside_the_workspace_fail_the_episode_quoting_requested_vs_allowed(tmp_path, monkeypatch):
+    import bridgevla.evaluation.agents as agents
+
+    far = lambda self, obs: Keypose([0.2, 0.0, 1.9], [0, 0, 0, 1], True, True)  # noqa: E731 - 30 cm above
+    monkeypatch.setattr(agents.RandomKeyposeAgent, "act", far)
+    recs = evaluate(_cfg(tmp_path, agents=["random"], episodes=1, seeds=[0]), allow_code=True)
+    assert all("requested position (0.200, 0.000, 1.900)" in r["error"] for r in recs)
+    assert all("(-0.300, -0.500, 0.600)..(0.700, 0.500, 1.600)" in r["error"] for r in recs)
+    near = lambda self, obs: Keypose([0.2, 0.0, 0.59], [0, 0, 0, 1], True, True)  # noqa: E731 - 1 cm below
+    monkeypatch.setattr(agents.RandomKeyposeAgent, "act", near)
+    recs = evaluate(_cfg(tmp_path / "2", agents=["random"], episodes=1, seeds=[0], max_keyposes=2), allow_code=True)
+    # Clamped to z = 0.6, which FakeEnv still calls below the table (z < 0.7): a failure the env reports, not the guard.
+    assert all(r["clamped"] == 1 and r["error"] == "below the table" for r in recs)

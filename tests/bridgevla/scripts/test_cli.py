@@ -100,3 +100,10 @@ def test_data_check_exits_1_naming_every_bad_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "reach/episode_00001: front_rgb/5.png has 30 bytes" in out and "push/episode_00000: cameras.npz" in out
     assert main(["data", "check", str(tmp_path), "--bounds", "1,2"]) == 2
+
+
+def test_a_single_seed_or_task_flag_is_a_list(tmp_path):
+    assert main(["eval", "--benchmark", "tests.bridgevla.evaluation.test_runner:make_fake_env", "--agents", "expert",
+                 "--tasks", "reach_red", "--episodes", "1", "--seeds", "3", "--out", str(tmp_path),
+                 "progress=false"]) == 0
+    assert json.loads((tmp_path / "episodes.jsonl").read_text().splitlines()[0])["seed"] == 3
