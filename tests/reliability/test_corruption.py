@@ -35,7 +35,7 @@ from tests.bridgevla.training.test_loop import OPTIM, SeededSource, TinyNet, _cf
 from .faults import damage, injected, record
 
 FAULTS = ("bitflip", "truncate", "delete")
-SAMPLE, FULL = 2, 20  # faults per (target, fault kind): default run, --runslow
+SAMPLE, FULL = 2, 50  # faults per (target, fault kind): default run, --runslow
 
 
 # ---------------------------------------------------------------- pristine artifacts, built once
