@@ -65,8 +65,8 @@ class DatasetReport:
         return list(dict.fromkeys(p for p, _ in self.problems))
 
     def text(self, limit: int = 50) -> str:
-        lines = [f"{self.root}: {self.episodes} episodes, {self.files} file reads (hashes and decodes), {len(self.problems)} problem(s)"
-                 f" in {len(self.bad_paths())} episode(s), {len(self.notes)} note(s)"]
+        lines = [f"{self.root}: {self.episodes} episodes, {self.files} file reads (hashes and decodes), "
+                 f"{len(self.problems)} problem(s) in {len(self.bad_paths())} episode(s), {len(self.notes)} note(s)"]
         lines += [f"  ERROR {p}: {m}" for p, m in self.problems[:limit]]
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more problems")
