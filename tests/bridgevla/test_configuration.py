@@ -122,10 +122,21 @@ _tree = st.recursive(_scalar, lambda c: st.one_of(st.lists(c, max_size=3),
                                                                   max_size=3)), max_leaves=6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_fuzzed_configs_load_or_raise_config_error(data):
     """Any value at any key of every job config: either a config, or a ConfigError (never another exception)."""
+    _fuzz_config(data)
+
+
+@pytest.mark.slow
+@settings(max_examples=600, deadline=None)
+@given(st.data())
+def test_many_fuzzed_configs(data):
+    _fuzz_config(data)
+
+
+def _fuzz_config(data) -> None:
     from bridgevla.configuration import from_dict
     from bridgevla.model.config import MAX_PARAMETERS
 
