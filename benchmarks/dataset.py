@@ -10,6 +10,7 @@ One folder per episode; nothing is pickled:
                           ``<cam>.extrinsics`` (F,4,4) camera-to-world (the wrist camera moves)
     <cam>_rgb/<tick>.png  uint8 RGB
     <cam>_depth/<tick>.png uint16 depth in millimetres, 0 = no return
+    manifest.json         sha256 and size of every other file (written last; optional: older episodes lack it)
 
 Depth is a 16-bit PNG in millimetres rather than a float npz: the quantisation error (<= 0.5 mm) is ten times
 smaller than a pixel of the model's 224-px view of a 1 m cube (4.5 mm), the files are 5x smaller than compressed
@@ -17,8 +18,10 @@ float32 npz on our scenes, any image viewer shows them, and they decode as fast 
 non-finite or <= 0 is stored as 0 ("no return"), which ``CameraFrame.point_cloud`` turns into NaN points as it does
 for live sensors.
 
-Episodes are written to a temporary sibling folder and renamed into place, so a folder with ``episode.json`` is
-always complete — that is what makes demo generation resumable.
+Episodes are written to a temporary sibling folder, fsync'd and renamed into place, so a folder with
+``episode.json`` is always complete — that is what makes demo generation resumable. The manifest lets
+``benchmarks.dataset_check`` (``bridgevla data check``, and the start of every training run) catch a flipped bit or a
+truncated file anywhere in a dataset; reading errors always name the file.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchmarks.fileio import fsync_dir, fsync_tree, write_manifest
 from benchmarks.keyframes import discover_keyframes
 from benchmarks.protocol import CameraFrame, Keypose, Observation
 
 FORMAT_NAME = "bridgevla-episode"
 FORMAT_VERSION = 1
 EPISODE_JSON = "episode.json"
+MANIFEST_FORMAT = "bridgevla-episode-files"
 LOWDIM_NPZ = "lowdim.npz"
 CAMERAS_NPZ = "cameras.npz"
 DEPTH_ENCODING = "png-uint16-mm"
@@ -241,9 +246,27 @@ def _write_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
 
 
-def _read_png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im)
+def read_png(path: Path) -> np.ndarray:
+    """Decode a whole PNG; any failure (missing, truncated, corrupted) is a ValueError naming the file."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im)
+    except FileNotFoundError as e:
+        raise ValueError(f"{path} is missing") from e
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, zlib/struct errors for broken files
+        raise ValueError(f"{path} is not a readable PNG ({type(e).__name__}: {e})") from e
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an npz (never unpickling); any failure is a ValueError naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError as e:
+        raise ValueError(f"{path} is missing") from e
+    except Exception as e:  # noqa: BLE001 - zipfile/zlib/numpy errors of a damaged file, or a pickled array
+        raise ValueError(f"{path} is not a readable npz ({type(e).__name__}: {e})") from e
 
 
 def save_episode(episode: Episode, path: str | Path, overwrite: bool = False) -> Path:
@@ -258,9 +281,12 @@ def save_episode(episode: Episode, path: str | Path, overwrite: bool = False) ->
     tmp.mkdir()
     try:
         _write_contents(episode, tmp)
+        write_manifest(tmp, MANIFEST_FORMAT)
+        fsync_tree(tmp)  # durable before it becomes visible: a power cut cannot leave a renamed, empty episode
         if path.exists():
             shutil.rmtree(path)
         os.rename(tmp, path)  # atomic on one filesystem: readers see all of the episode or none of it
+        fsync_dir(path.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -331,14 +357,17 @@ def _disk_loader(folder: Path, meta: dict[str, Any]) -> CameraLoader:
 
     def load(tick: int) -> dict[str, CameraFrame]:
         if not cache:
-            with np.load(folder / CAMERAS_NPZ, allow_pickle=False) as z:
-                cache.update({k: z[k] for k in z.files})
+            cache.update(read_npz(folder / CAMERAS_NPZ))
         j = position[tick]
         out = {}
         for n in meta["cameras"]:
-            rgb = _read_png(folder / f"{n}_rgb" / f"{tick}.png")
-            depth = decode_depth_mm(_read_png(folder / f"{n}_depth" / f"{tick}.png").astype(np.uint16))
-            out[n] = CameraFrame(rgb, depth, cache[f"{n}.intrinsics"][j], cache[f"{n}.extrinsics"][j])
+            rgb = read_png(folder / f"{n}_rgb" / f"{tick}.png")
+            depth = decode_depth_mm(read_png(folder / f"{n}_depth" / f"{tick}.png").astype(np.uint16))
+            try:
+                out[n] = CameraFrame(rgb, depth, cache[f"{n}.intrinsics"][j], cache[f"{n}.extrinsics"][j])
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"{folder}: camera {n!r} at tick {tick} is inconsistent ({type(e).__name__}: {e})"
+                                 ) from e
         return out
 
     return load
@@ -349,15 +378,37 @@ def load_episode(path: str | Path) -> Episode:
     folder = Path(path)
     if not is_complete(folder):
         raise ValueError(f"path {folder} is not a complete episode folder (no {EPISODE_JSON})")
-    meta = json.loads((folder / EPISODE_JSON).read_text())
+    try:
+        return _load_episode(folder)
+    except ValueError as e:
+        if str(folder) in str(e):
+            raise
+        raise ValueError(f"{folder}: {e}") from e
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise ValueError(f"{folder / EPISODE_JSON}: malformed ({type(e).__name__}: {e})") from e
+
+
+def _load_episode(folder: Path) -> Episode:
+    try:
+        meta = json.loads((folder / EPISODE_JSON).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{folder / EPISODE_JSON} is not valid UTF-8 JSON ({type(e).__name__}: {e})") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{folder / EPISODE_JSON} must hold a JSON object")
     if meta.get("format") != FORMAT_NAME:
         raise ValueError(f"path {folder}: format {meta.get('format')!r} is not {FORMAT_NAME!r}")
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"path {folder}: format version {meta.get('version')} unsupported (this reader: 1)")
     if meta.get("depth_encoding") != DEPTH_ENCODING:
         raise ValueError(f"path {folder}: depth encoding {meta.get('depth_encoding')!r} unsupported")
-    with np.load(folder / LOWDIM_NPZ, allow_pickle=False) as z:
-        low = {k: z[k] for k in z.files}
+    low = read_npz(folder / LOWDIM_NPZ)
+    missing = [k for k in ("gripper_pose", "gripper_open", "joint_positions", "joint_velocities") if k not in low]
+    if missing:
+        raise ValueError(f"{folder / LOWDIM_NPZ} lacks the arrays {missing}")
+    if not isinstance(meta.get("instructions"), list) or not all(isinstance(t, str) for t in meta["instructions"]):
+        raise ValueError(f"{folder / EPISODE_JSON}: instructions must be a list of strings")
+    if not isinstance(meta.get("cameras"), dict) or not isinstance(meta.get("keyposes"), list):
+        raise ValueError(f"{folder / EPISODE_JSON}: 'cameras' must be an object and 'keyposes' a list")
     return Episode(
         task=meta["task"],
         variation=meta["variation"],

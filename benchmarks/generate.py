@@ -4,21 +4,17 @@ Episode ``i`` of a task (``i`` from ``seed_offset`` to ``seed_offset + episodes 
 variation ``i mod (number of variations)``, its scripted expert plan is executed while the env records every control
 tick, and a successful episode is written atomically to ``DIR/<task>/episode_<i>`` (docs/dataset.md). Finished
 episodes are skipped, so an interrupted run resumes where it stopped. Worker processes are spawned (one simulator
-each; MuJoCo/EGL state must not be forked). Prints each task's expert success rate, writes ``DIR/summary.json``, and
-exits with status 1 if any expert episode failed its success check.
+each; MuJoCo/EGL state must not be forked) and exit when the parent dies. Prints each task's expert success rate,
+writes ``DIR/summary.json`` atomically, and exits with status 1 if any expert episode failed its success check.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
-import multiprocessing
-import os
-import shutil
 import time
 import typing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.dataset import Episode, episode_dir, is_complete, save_episode
+from benchmarks.fileio import atomic_write_json, remove_stale_temps
+from benchmarks.workers import worker_pool
+
+DEFAULT_ENV = "benchmarks.embedded:EmbeddedEnv"
 
 
 @dataclass
@@ -37,7 +37,7 @@ class GenerateConfig:
     workers: int = 1  # 1: in this process; K > 1: K spawned worker processes
     seed_offset: int = 0
     image_every: int = 10  # camera images every N ticks (plus each keypose's first and last tick)
-    env: str = "benchmarks.embedded:EmbeddedEnv"  # module:Class of the environment
+    env: str = DEFAULT_ENV  # module:Class of the environment
     env_config: dict[str, Any] = field(default_factory=dict)  # fields of the env's config dataclass
 
     def __post_init__(self) -> None:
@@ -181,21 +181,7 @@ def _run_job(out: str, task: str, index: int, image_every: int) -> EpisodeResult
 def _remove_stale_temp_folders(out: Path, tasks: list[str]) -> None:
     """Temp folders of dead writers (``.tmp-<name>-<pid>``) are leftovers of a crash."""
     for task in tasks:
-        for tmp in (out / task).glob(".tmp-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            alive = pid.isdigit() and _pid_alive(int(pid))
-            if not alive:
-                shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        remove_stale_temps(out / task, ".tmp-*")
 
 
 def generate(cfg: GenerateConfig, env_config: Any = None) -> dict[str, dict[str, Any]]:
@@ -236,9 +222,8 @@ def generate(cfg: GenerateConfig, env_config: Any = None) -> dict[str, dict[str,
         for t, i in todo:
             collect(_run_job(str(out), t, i, cfg.image_every))
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(cfg.env, env_config)) as pool:
+        # Spawned workers (one simulator each) that exit if this process dies (benchmarks.workers).
+        with worker_pool(cfg.workers, _init_worker, (cfg.env, env_config)) as pool:
             futures = [pool.submit(_run_job, str(out), t, i, cfg.image_every) for t, i in todo]
             for fut in as_completed(futures):
                 collect(fut.result())
@@ -265,8 +250,7 @@ def _summarise(out: Path, tasks: list[str], results: list[EpisodeResult]) -> dic
             "keyframes_without_images": sum(r.keyframes_without_images for r in new),
             "seconds_per_episode": sum(r.seconds for r in new) / len(new) if new else None,
         }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 

@@ -13,12 +13,14 @@ Conventions (fixed, see docs/CONTRIBUTING.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from rendering.bounds import SceneBounds, clamp_to_bounds
 from rendering.cameras import depth_to_world
 
 MAX_EPISODE_KEYPOSES = 25
@@ -48,6 +50,8 @@ class SimulatorError(RuntimeError):
     """The simulator itself failed (crashed, hung, lost its state), not the policy: the episode is void rather
     than failed. Environments raise it from ``reset``/``step`` after cleaning up, and relaunch on the next
     ``reset``; runners rerun the episode from the start (a bounded number of times)."""
+# Metres a keypose may lie outside a workspace and still be clamped onto its surface; further out it is refused.
+WORKSPACE_TOLERANCE = 0.02
 
 
 @dataclass
@@ -125,7 +129,7 @@ class Observation:
         missing = [n for n in names if n not in self.cameras]
         if missing:
             raise ValueError(f"cameras {missing} not in observation (has {sorted(self.cameras)})")
-        if not names:
+        if not names:  # no cameras: an empty cloud, which the policy refuses with a clear error
             return torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.uint8)
         return _clouds([self.cameras[n] for n in names])
 
@@ -163,6 +167,79 @@ class Keypose:
         return cls(a[:3], a[3:7], a[7] > 0.5, bool(a[8] > 0.5) if a.shape[0] == 9 else True)
 
 
+class KeyposeRejected(ValueError):
+    """A keypose that must not be executed. The message says why; for a position outside the workspace it quotes the
+    requested position and the allowed box (``requested``, ``allowed`` hold them too)."""
+
+    def __init__(self, message: str, requested: np.ndarray | None = None,
+                 allowed: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.allowed = allowed
+
+
+@dataclass(frozen=True)
+class GuardReport:
+    """What :class:`WorkspaceGuard` did to one keypose."""
+
+    requested: np.ndarray  # (3,) the position asked for
+    executed: np.ndarray  # (3,) the position let through (clamped into the workspace)
+    distance: float  # metres between the two (0: inside)
+
+    @property
+    def clamped(self) -> bool:
+        return self.distance > 0
+
+
+def _fmt(v: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{float(x):.3f}" for x in v) + ")"
+
+
+@dataclass(frozen=True)
+class WorkspaceGuard:
+    """The one check between a keypose and anything that executes it (the evaluation runner, simulators, the robot
+    runner): finite position and quaternion, a non-zero quaternion, and a position inside ``bounds``. A position at
+    most ``tolerance`` metres outside is clamped onto the box (decoding and rounding put honest predictions a hair
+    outside); further out the keypose is refused with :class:`KeyposeRejected`, quoting requested vs allowed."""
+
+    bounds: SceneBounds
+    tolerance: float = WORKSPACE_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bounds, SceneBounds):
+            raise ValueError(f"bounds must be a SceneBounds, got {type(self.bounds).__name__}")
+        if not (self.tolerance >= 0):  # NaN fails too
+            raise ValueError(f"tolerance must be >= 0 metres, got {self.tolerance}")
+
+    @property
+    def allowed(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return self.bounds.lo, self.bounds.hi
+
+    def check(self, keypose: Keypose) -> tuple[Keypose, GuardReport]:
+        """``(keypose to execute, report)`` or :class:`KeyposeRejected`."""
+        if not isinstance(keypose, Keypose):
+            raise KeyposeRejected(f"expected a Keypose, got {type(keypose).__name__}")
+        pos, quat = keypose.position, keypose.quaternion
+        if not (np.isfinite(pos).all() and np.isfinite(quat).all()):
+            raise KeyposeRejected(f"keypose has non-finite values: position {pos.tolist()}, quaternion {quat.tolist()}",
+                                  requested=pos.copy(), allowed=self.allowed)
+        if np.linalg.norm(quat) < 1e-6:
+            raise KeyposeRejected(f"keypose quaternion {quat.tolist()} has zero norm", requested=pos.copy(),
+                                  allowed=self.allowed)
+        executed = clamp_to_bounds(torch.from_numpy(pos), self.bounds).numpy()
+        distance = float(np.linalg.norm(pos - executed))
+        lo, hi = self.allowed
+        if distance > self.tolerance:
+            raise KeyposeRejected(
+                f"keypose outside the workspace: requested position {_fmt(pos)} lies {distance:.3f} m outside the "
+                f"allowed box {_fmt(lo)}..{_fmt(hi)} (tolerance {self.tolerance:g} m)",
+                requested=pos.copy(), allowed=self.allowed)
+        report = GuardReport(pos.copy(), executed, distance)
+        if distance == 0:
+            return keypose, report
+        return Keypose(executed, quat.copy(), keypose.gripper_open, keypose.ignore_collisions), report
+
+
 class StepResult(NamedTuple):
     """What ``step`` returns; unpacks as ``obs, success, done, info``."""
 
@@ -188,3 +265,15 @@ class Environment(Protocol):
     def step(self, keypose: Keypose) -> StepResult: ...
 
     def close(self) -> None: ...
+
+
+def environment_workspace(env: Any) -> SceneBounds | None:
+    """The box an environment executes keyposes in, when it declares one (an optional ``workspace()`` method
+    returning ``SceneBounds``); None otherwise."""
+    fn = getattr(env, "workspace", None)
+    if not callable(fn):
+        return None
+    box = fn()
+    if not isinstance(box, SceneBounds):
+        raise ValueError(f"{type(env).__name__}.workspace() must return SceneBounds, got {type(box).__name__}")
+    return box

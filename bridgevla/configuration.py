@@ -8,6 +8,7 @@ YAML file or on the command line is an error that names the key, never a silentl
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -79,34 +80,41 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return False
         raise ConfigError(f"{key}: expected true/false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value)
+                number = int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: expected an integer, got {value!r:.80}")
+        if not -(2**63) <= number < 2**63:  # torch, numpy and the file formats stop at 64 bits
+            raise ConfigError(f"{key}: {str(number)[:12]}... ({len(str(abs(number)))} digits) is outside the 64-bit "
+                              "integer range")
+        return number
     if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        number = None
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)) or isinstance(value, str):
             try:
-                return float(value)
-            except ValueError:
+                number = float(value)
+            except (ValueError, OverflowError):
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(number):  # NaN passes every `<` check a __post_init__ makes: refuse it here, once
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
         return Path(value)
     return value
 
@@ -119,17 +127,19 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from a nested dict; unknown keys and wrong types raise ConfigError."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
+    unknown = [k for k in data if k not in names]
     if unknown:
-        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid: {sorted(names)}")
+        raise ConfigError(f"unknown config key(s) {[prefix + str(k) for k in unknown]}; valid: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
     try:
         obj = cls(**kwargs)
     except ConfigError:
         raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from e
     return obj
 
@@ -162,7 +172,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, raw: str) -> None:
     # YAML parsing gives ints, floats, bools, lists ("[1, 2]") and null the way a user expects.
     try:
         node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         node[parts[-1]] = raw
 
 
@@ -189,20 +199,55 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; a missing, unreadable or malformed file is a :class:`ConfigError`
+    naming the file (and the line, for a YAML syntax error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start})") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from e
+    except (RecursionError, OSError) as e:
+        raise ConfigError(f"config file {path} cannot be read ({type(e).__name__})") from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Defaults of ``cls``, updated by the YAML file at ``path``, updated by ``overrides``."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        data = loaded
+        data = read_yaml_mapping(path)
     data = _merge(data, parse_overrides(overrides or []))
     return from_dict(cls, data)
 
 
+def code_allowed(key: str, value: str, trusted: set[str], config: str | Path | None, overrides: list[str],
+                 allow_code: bool) -> bool:
+    """Whether the setting ``key=value`` may import and run code (a ``module:attr`` reference): yes for a trusted
+    name, for a value the user typed (``key=...`` among ``overrides``, which include the command line's flags) and
+    with ``allow_code`` (``--allow-code``); a reference only a config file names raises :class:`ConfigError`, because
+    a config from elsewhere must not execute code unless the user asks."""
+    if ":" not in value or value in trusted or allow_code:
+        return True
+    if any(o.split("=", 1)[0].strip() == key for o in overrides):
+        return True
+    raise ConfigError(f"{key}: {value!r} from config file {config} names Python code to import and run; pass "
+                      f"--allow-code if you trust it (or give {key} on the command line)")
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from benchmarks.fileio import atomic_write_text  # the one atomic writer (benchmarks sits below bridgevla)
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -30,11 +30,12 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from benchmarks.fileio import atomic_write_json, atomic_write_text
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.model.heads import heatmap_probs, soft_cross_entropy
 from bridgevla.training.config import FreezeConfig, OptimConfig, TrainConfig
-from bridgevla.training.job import check_resume_config, plot_loss_curves, seed_everything
+from bridgevla.training.job import check_resume_config, plot_loss_curves, read_saved_config, seed_everything
 from bridgevla.training.loop import Trainer, TrainResult, apply_freezing, resolve_device
 from pretrain.grounding import (
     GroundingBatch,
@@ -330,7 +331,7 @@ class DataReport:
 
     def write(self, force: bool = False) -> None:
         if self._dirty or force:
-            self.path.write_text(json.dumps(self.to_dict(), indent=1))
+            atomic_write_json(self.path, self.to_dict())
             self._dirty = False
 
 
@@ -443,7 +444,7 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     out = Path(cfg.train.out_dir)
     saved_path = out / "config.yaml"
     if resume and saved_path.is_file():
-        check_resume_config(yaml.safe_load(saved_path.read_text()), to_dict(cfg))
+        check_resume_config(read_saved_config(saved_path), to_dict(cfg))
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     real_batch, syn_batch = split_batch(cfg.train.batch_size, cfg.data.synthetic_fraction)
     index = None
@@ -463,7 +464,7 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
     out.mkdir(parents=True, exist_ok=True)
     current = to_dict(cfg)
     if rank == 0:
-        saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
+        atomic_write_text(saved_path, yaml.safe_dump(current, sort_keys=False))
     scenes = SceneBatches(cfg.scenes, syn_batch if cfg.data.real else cfg.train.batch_size, cfg.train.seed, rank)
     report = heldout = None
     source: Any = scenes
@@ -516,7 +517,7 @@ def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: in
             report.write(force=True)
             summary["data"] = {k: v for k, v in report.to_dict().items()
                                if not isinstance(v, (dict, list)) or k == "skipped"}
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic_write_json(out / "summary.json", summary)
     return result
 
 

@@ -4,6 +4,7 @@ fusion and targets, rotation bins. Pure torch, batched, CPU and GPU. See docs/ge
 from rendering.bounds import (
     REFERENCE_BOUNDS,
     SceneBounds,
+    clamp_to_bounds,
     crop_to_bounds,
     cube_to_world,
     pad_clouds,
@@ -52,6 +53,7 @@ __all__ = [
     "box_centre_targets",
     "box_centres_px",
     "box_grounding",
+    "clamp_to_bounds",
     "crop_to_bounds",
     "cube_to_world",
     "depth_to_world",

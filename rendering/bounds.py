@@ -128,6 +128,15 @@ def crop_to_bounds(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Te
     return inside[..., 0] & inside[..., 1] & inside[..., 2]
 
 
+def clamp_to_bounds(points: Tensor, bounds: SceneBounds = REFERENCE_BOUNDS) -> Tensor:
+    """``points`` (..., 3) with each coordinate clamped into ``bounds`` (the nearest point of the box). Non-finite
+    values stay non-finite, so callers can still refuse them. The workspace guard (``benchmarks.protocol``) and the
+    policy's decoded positions both clamp through this one function."""
+    _check_points(points)
+    lo, hi = points.new_tensor(bounds.lo), points.new_tensor(bounds.hi)
+    return torch.where(torch.isfinite(points), torch.minimum(torch.maximum(points, lo), hi), points)
+
+
 def pad_clouds(clouds: Sequence[Tensor], pad_value: float = 0.0) -> tuple[Tensor, Tensor]:
     """Stack clouds of different sizes [(N_i, C)] into (B, N_max, C) and a validity mask (B, N_max).
 

@@ -80,6 +80,8 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     _check_heatmaps(heatmaps)
     if not isinstance(grid_res, int) or grid_res < 1:
         raise ValueError(f"grid_res must be a positive int, got {grid_res!r}")
+    if not bool(torch.isfinite(heatmaps).all()):  # NaN compares false everywhere: no cell would ever be chosen
+        raise ValueError("heatmaps must be finite (NaN/inf from NaN weights or an overflow); nothing to decode")
     if method not in ("auto", "pruned", "dense"):
         raise ValueError(f"method must be 'auto', 'pruned' or 'dense', got {method!r}")
     dense = method == "dense" or (method == "auto" and heatmaps.device.type != "cpu")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmarks.protocol import WORKSPACE_TOLERANCE
+from rendering.bounds import SceneBounds
+
 CAMERA_NAMES: tuple[str, ...] = ("front", "left_shoulder", "right_shoulder", "wrist")
 
 
@@ -22,8 +25,12 @@ class EmbeddedConfig:
     retry_ignoring_collisions: bool = False  # RLBench's last resort; off: a colliding plan is an invalid keypose
     ik_position_tolerance: float = 0.002  # metres
     ik_rotation_tolerance: float = 0.02  # radians
-    workspace_lo: tuple[float, float, float] = (-0.3, -0.5, 0.6)  # keyposes are clipped into this box (RVT does)
+    # The box keyposes are executed in (benchmarks.protocol.WorkspaceGuard): a position at most workspace_tolerance
+    # metres outside is clamped onto it (RVT clips its predictions too); further out the keypose is refused, an
+    # invalid keypose that ends the episode with an error quoting requested vs allowed.
+    workspace_lo: tuple[float, float, float] = (-0.3, -0.5, 0.6)
     workspace_hi: tuple[float, float, float] = (0.7, 0.5, 1.6)
+    workspace_tolerance: float = WORKSPACE_TOLERANCE
     # Use only each task's first N variations (None: all). Variations are ordered simplest first (one button, two
     # blocks, the first colours), so a small demo can train on few, easy goals.
     max_variations: int | None = None
@@ -42,5 +49,8 @@ class EmbeddedConfig:
             raise ValueError(f"min_ticks must be >= 1, got {self.min_ticks}")
         if self.max_variations is not None and self.max_variations < 1:
             raise ValueError(f"max_variations must be >= 1 or None, got {self.max_variations}")
+        if not self.workspace_tolerance >= 0:
+            raise ValueError(f"workspace_tolerance must be >= 0 metres, got {self.workspace_tolerance}")
+        SceneBounds(tuple(self.workspace_lo), tuple(self.workspace_hi))  # raises for an empty or non-finite box
         if self.max_joint_step <= 0:
             raise ValueError(f"max_joint_step must be > 0, got {self.max_joint_step}")

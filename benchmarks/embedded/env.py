@@ -14,7 +14,8 @@ from benchmarks.embedded.scene import scene_mjcf
 from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks import TASKS
 from benchmarks.embedded.tasks.base import Task, quat_xyzw_from_matrix
-from benchmarks.protocol import Keypose, Observation, StepResult
+from benchmarks.protocol import Keypose, KeyposeRejected, Observation, StepResult, WorkspaceGuard
+from rendering.bounds import SceneBounds
 
 _MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
 _STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to rest)
@@ -25,6 +26,7 @@ class EmbeddedEnv:
 
     def __init__(self, config: EmbeddedConfig | None = None) -> None:
         self.config = config or EmbeddedConfig()
+        self.guard = WorkspaceGuard(self.workspace(), self.config.workspace_tolerance)
         self._sims: dict[str, Sim] = {}
         self._task_objs: dict[str, Task] = {}
         self._task: Task | None = None
@@ -45,6 +47,10 @@ class EmbeddedEnv:
         return list(TASKS)
 
     task_names = tasks
+
+    def workspace(self) -> SceneBounds:
+        """The box keyposes are executed in (``benchmarks.protocol.environment_workspace``)."""
+        return SceneBounds(tuple(self.config.workspace_lo), tuple(self.config.workspace_hi))
 
     def _task_obj(self, task: str) -> Task:
         if task not in TASKS:
@@ -99,8 +105,13 @@ class EmbeddedEnv:
             return StepResult(self._observation(True), self._success, True, {"error": "episode already over"})
         info: dict = {}
         try:
+            keypose, report = self.guard.check(keypose)
+            if report.clamped:
+                info["clamped"] = {"requested": report.requested.tolist(), "executed": report.executed.tolist()}
             self._execute(keypose)
             self._success = bool(self._task.success(self._sim))
+        except KeyposeRejected as e:
+            info["error"] = f"invalid keypose: {e}"
         except (PlanningError, ValueError) as e:
             info["error"] = str(e)
         except Exception as e:  # noqa: BLE001 - the protocol forbids exceptions escaping step()
@@ -143,18 +154,12 @@ class EmbeddedEnv:
 
     # ------------------------------------------------------------------ execution
     def _execute(self, keypose: Keypose) -> None:
+        """Move to ``keypose``, which the workspace guard has let through (finite, inside the workspace)."""
         c, sim = self.config, self._sim
         pos, quat = keypose.position, keypose.quaternion
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
-            raise ValueError("keypose has non-finite position or quaternion")
-        norm = np.linalg.norm(quat)
-        if norm < 1e-6:
-            raise ValueError("keypose quaternion has zero norm")
-        qx, qy, qz, qw = quat / norm
+        qx, qy, qz, qw = quat / np.linalg.norm(quat)
         rot = np.zeros(9)
         mujoco.mju_quat2Mat(rot, np.array([qw, qx, qy, qz]))
-        # RVT/BridgeVLA clip predicted positions into the workspace before executing.
-        pos = np.clip(pos, c.workspace_lo, c.workspace_hi)
         waypoints = plan(sim, pos, rot.reshape(3, 3), keypose.ignore_collisions, c.detour_heights,
                          c.workspace_hi[2], c.ik_position_tolerance, c.ik_rotation_tolerance,
                          c.retry_ignoring_collisions)

@@ -12,7 +12,6 @@ to an imprecise policy.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import zlib
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from benchmarks.embedded.env import EmbeddedEnv
 from benchmarks.embedded.tasks import TASKS
+from benchmarks.fileio import append_jsonl, read_jsonl
 from benchmarks.protocol import Keypose
 
 
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"--tasks: unknown {unknown}; available {list(TASKS)}")
-    rows = [json.loads(line) for line in a.out.read_text().splitlines() if line] if a.out.exists() else []
+    # Torn or corrupted lines (a kill mid-write) move to <out>.rejected and are re-run; nothing is lost.
+    rows = [r for r in read_jsonl(a.out).records if isinstance(r.get("task"), str) and isinstance(r.get("seed"), int)]
     done = {(r["task"], r["seed"]) for r in rows}
     todo = [(t, s) for t in tasks for s in range(a.seeds) if (t, s) not in done]
     env = EmbeddedEnv()
@@ -93,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for task, seed in tqdm(todo, desc="expert episodes"):
             row = run_episode(env, task, seed, a.position_noise, a.rotation_noise)
             rows.append(row)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
+            append_jsonl(f, row)
     env.close()
     rows = [r for r in rows if r["task"] in tasks and r["seed"] < a.seeds]
     print(table(rows))

@@ -13,6 +13,7 @@ from a generator seeded with them. That is what makes training resumable bit for
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.dataset import Episode, list_episodes, load_episode
+from benchmarks.dataset_check import DEFAULT_MAX_OUTSIDE, DatasetError, check_dataset, episode_folders
 from benchmarks.rlbench.demos import is_demo_root, open_demo_episodes
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers, observation_cloud, subsample_cloud
+from bridgevla.data.preprocess import (
+    MemoryMarkers,
+    add_memory_markers,
+    as_bounds,
+    empty_cloud_reason,
+    observation_cloud,
+    subsample_cloud,
+)
 
 
 @dataclass
@@ -41,10 +50,16 @@ class DataConfig:
     augmentation_every: int = 10  # demo augmentation stride in frames; 0: keyframe starts only
     instruction: Literal["random", "first"] = "random"  # which phrasing of the variation's instruction to train on
     cache: bool = True  # keep each start frame's cropped cloud in memory after its first decode
+    # Validate every file of the episodes used before training starts (benchmarks.dataset_check): checksums, every
+    # PNG decoded, keyposes inside the bounds. Off only for datasets checked already (`bridgevla data check`).
+    check: bool = True
+    max_keypose_outside: float = DEFAULT_MAX_OUTSIDE  # metres a target may lie outside the bounds (then clamped)
 
     def __post_init__(self) -> None:
         if not self.root:
             raise ValueError("data.root must name a dataset folder")
+        if not self.max_keypose_outside >= 0:
+            raise ValueError(f"data.max_keypose_outside must be >= 0 metres, got {self.max_keypose_outside}")
         for name in ("episodes_per_task", "augmentation_every", "image_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
@@ -90,11 +105,14 @@ class KeyframeDataset(Dataset):
     """Indexed by ``(micro_step, slot)`` keys (see module doc); ``len`` is the number of distinct samples."""
 
     def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0,
-                 cameras: list[str] | None = None, memory: MemoryMarkers | None = None) -> None:
+                 cameras: list[str] | None = None, memory: MemoryMarkers | None = None, progress: bool = False
+                 ) -> None:
         """``max_points``, ``cameras`` and ``memory`` are the policy's input settings (``BridgeVLAConfig.max_points``
         / ``.cameras``, empty = every camera / ``.memory_markers()``), passed in so that training clouds are built
         exactly as ``act()`` builds test clouds. With memory, a sample's cloud carries markers at the keyposes the
-        demo executed before its target (the keyframes before it)."""
+        demo executed before its target (the keyframes before it). With ``cfg.check`` every file of the episodes
+        used (our format) is validated first (:class:`DatasetError` lists every bad one); ``progress`` shows that
+        check's progress bar."""
         root = Path(cfg.root)
         if not root.is_dir():
             raise ValueError(f"data.root: {root} does not exist; generate demos first "
@@ -104,13 +122,15 @@ class KeyframeDataset(Dataset):
         self.cfg, self.bounds, self.seed, self.max_points = cfg, list(bounds), seed, max_points
         self.memory = memory
         self.cameras = list(cameras) if cameras else None
-        by_task = self._open(root)
+        by_task = self._open(root, progress)
         self.tasks = list(by_task)
         self.episodes: list[Episode] = []
+        self.paths: list[Path | str] = []  # where each episode came from, for error messages
         self.by_task: list[list[SampleRef]] = []
         for task, episodes in by_task.items():
             refs: list[SampleRef] = []
-            for ep in episodes:
+            for where, ep in episodes:
+                self.paths.append(where)
                 refs += sample_refs(ep, len(self.episodes), cfg.augmentation_every)
                 self.episodes.append(ep)
             if not refs:
@@ -118,8 +138,9 @@ class KeyframeDataset(Dataset):
             self.by_task.append(refs)
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _open(self, root: Path) -> dict[str, list[Episode]]:
-        """``{task: episodes}`` from our format or, read in place, RLBench/COLOSSEUM/GemBench demo folders."""
+    def _open(self, root: Path, progress: bool) -> dict[str, list[tuple[Path | str, Episode]]]:
+        """``{task: [(where, episode)]}`` from our format (checked first, see :meth:`_validate`) or, read in place,
+        RLBench/COLOSSEUM/GemBench demo folders."""
         cfg = self.cfg
         if cfg.format == "rlbench" or (cfg.format == "auto" and is_demo_root(root)):
             opened = open_demo_episodes(root, cfg.tasks or None, episodes_per_task=cfg.episodes_per_task,
@@ -127,19 +148,34 @@ class KeyframeDataset(Dataset):
                                         keyframe_start=cfg.keyframe_start)
             if not opened:
                 raise ValueError(f"data.root: {root} holds no RLBench-layout episodes")
-            return opened
+            return {task: [(f"{root}/{task} episode {i}", ep) for i, ep in enumerate(eps)]
+                    for task, eps in opened.items()}
         tasks = list(cfg.tasks) or sorted(p.name for p in root.iterdir() if p.is_dir())
         if not tasks:
             raise ValueError(f"data.root: {root} holds no task folders")
-        out = {}
+        chosen: dict[str, list[Path]] = {}
         for task in tasks:
             paths = list_episodes(root, [task])
             if cfg.episodes_per_task:
                 paths = paths[: cfg.episodes_per_task]
             if not paths:
                 raise ValueError(f"data.tasks: no complete episodes of {task!r} under {root}")
-            out[task] = [load_episode(p) for p in paths]
-        return out
+            chosen[task] = paths
+        if cfg.check:
+            self._validate(root, tasks, [p for ps in chosen.values() for p in ps], progress)
+        return {task: [(p, load_episode(p)) for p in paths] for task, paths in chosen.items()}
+
+    def _validate(self, root: Path, tasks: list[str], paths: list[Path], progress: bool) -> None:
+        """Every file of the episodes used, checked before the first step (see ``benchmarks.dataset_check``)."""
+        incomplete = [p for p in episode_folders(root, tasks)[0] if not (p / "episode.json").is_file()]
+        report = check_dataset(root, bounds=as_bounds(self.bounds), max_outside=self.cfg.max_keypose_outside,
+                               progress=progress, folders=incomplete + paths)
+        if not report.ok:
+            raise DatasetError(f"data.root: bad files in the dataset (fix or remove them; `bridgevla data check "
+                               f"{root}` lists them again):\n{report.text()}")
+        for path, note in report.notes:
+            if "no manifest" not in note:  # older datasets: said once by `bridgevla data check`, not per episode
+                warnings.warn(f"{path}: {note}", stacklevel=3)
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_task)
@@ -154,6 +190,9 @@ class KeyframeDataset(Dataset):
             return self._cache[key]
         obs = self.episodes[ref.episode].frame(ref.start)
         out = observation_cloud(obs, self.bounds, self.cameras)
+        if len(out[0]) == 0:  # training on an empty picture would teach the policy to guess
+            raise ValueError(f"{self.paths[ref.episode]}: tick {ref.start} has no usable points: "
+                             f"{empty_cloud_reason(obs, self.bounds, self.cameras)}")
         if self.cfg.cache:
             # uint8 colours would halve this, but the float copy is what collate wants; clouds are small.
             self._cache[key] = out

@@ -87,6 +87,23 @@ def subsample_cloud(points: ArrayT, colors: ArrayT, max_points: int, rng: np.ran
     return points[keep], colors[keep]
 
 
+def empty_cloud_reason(
+    observation: Observation, bounds: SceneBounds | Sequence[float], cameras: list[str] | None = None
+) -> str:
+    """Why an observation gives no usable point (for the error that refuses to guess a keypose from nothing)."""
+    box = as_bounds(bounds)
+    names = list(observation.cameras) if cameras is None else list(cameras)
+    if not names:
+        return "the observation has no cameras"
+    points, _ = observation.point_cloud(names)
+    finite = np.isfinite(points).all(-1)
+    where = f"cameras {names}"
+    if not finite.any():
+        return f"none of the {len(points)} pixels of {where} has a depth (all depth 0 or non-finite)"
+    return (f"none of the {int(finite.sum())} points of {where} lies inside the scene bounds "
+            f"{box.lo}..{box.hi} (check the cameras' extrinsics and the bounds)")
+
+
 def observation_cloud(
     observation: Observation, bounds: SceneBounds | Sequence[float], cameras: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

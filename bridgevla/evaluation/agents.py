@@ -11,12 +11,14 @@ treats as an optional capability: a benchmark without it simply cannot run the e
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from benchmarks.fileio import atomic_write_bytes
 from benchmarks.protocol import Environment, Keypose, Observation
 
 AGENT_NAMES = ("policy", "random", "expert")
@@ -131,8 +133,9 @@ def save_strip(frames: list[Any], path: Path) -> Path:
     for f in frames:
         out.paste(f, (x, 0))
         x += f.width
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.save(path)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())  # a kill mid-write never leaves a truncated picture
     return path
 
 

@@ -3,8 +3,11 @@
 A benchmark is a factory ``(options: dict) -> Environment`` (options = the ``env.<key>=value`` overrides, checked
 against the adapter's config dataclass) plus, for the published harnesses, the function that lays per-episode
 records out as the paper tables do (:func:`published_tables`). Imports stay inside the factories: the simulators
-are optional installs, and asking for one without it names the missing piece. Any ``"package.module:callable"``
-also works as a benchmark name, which is how tests and user plug-ins add their own.
+are optional installs, and asking for one without it names the missing piece. Installed packages add theirs as
+entry points in the group ``bridgevla.benchmarks`` (installing a package is the user's explicit choice). Any
+``"package.module:callable"`` also works as a benchmark name, which is how tests and ad-hoc plug-ins add their own,
+but it imports and runs whatever it names: ``make_env`` refuses it unless ``allow_code`` is set, so a config file
+from elsewhere cannot execute code unless the user asks (``bridgevla eval --allow-code``).
 
 The published protocols (episodes, runs, seeds) are the shipped configs ``bridgevla/configs/eval_<name>.yaml``.
 """
@@ -78,13 +81,32 @@ BENCHMARKS: dict[str, Benchmark] = {
     "colosseum": Benchmark(_colosseum, _colosseum_tables),
     "gembench": Benchmark(_gembench, _gembench_tables),
 }
+ENTRY_POINT_GROUP = "bridgevla.benchmarks"
 
 
-def make_env(benchmark: str, options: dict[str, Any] | None = None) -> Environment:
+def _entry_point(name: str) -> Callable[[dict[str, Any]], Environment] | None:
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    return found[0].load() if found else None
+
+
+def make_env(benchmark: str, options: dict[str, Any] | None = None, allow_code: bool = False) -> Environment:
+    """The environment ``benchmark`` names: a registered name, an installed entry point, or (with ``allow_code``
+    only) a ``package.module:factory`` reference."""
+    if not isinstance(benchmark, str) or not benchmark:
+        raise ValueError(f"benchmark: expected a name, got {benchmark!r}")
     options = dict(options or {})
+    plugin = None if benchmark in BENCHMARKS or ":" in benchmark else _entry_point(benchmark)
     if benchmark in BENCHMARKS:
         env = BENCHMARKS[benchmark].make(options)
+    elif plugin is not None:
+        env = plugin(options)
     elif ":" in benchmark:
+        if not allow_code:
+            raise ValueError(f"benchmark: {benchmark!r} names Python code to import and run; pass --allow-code "
+                             f"(evaluate(..., allow_code=True)) if you trust it, or install it as an entry point "
+                             f"in the group {ENTRY_POINT_GROUP!r}")
         module, attr = benchmark.split(":", 1)
         try:
             factory = getattr(importlib.import_module(module), attr)

@@ -18,8 +18,9 @@ from typing import Any
 RULES: list[tuple[str, re.Pattern[str]]] = [
     ("agent error", re.compile(r"^agent:")),
     ("reset error", re.compile(r"^reset:")),
+    # Before "invalid keypose": the workspace guard's refusals read "invalid keypose: keypose outside the workspace".
+    ("outside the workspace", re.compile(r"outside the workspace|outside the (scene )?bounds", re.I)),
     ("invalid keypose", re.compile(r"invalid keypose|non-finite|zero norm|quaternion")),
-    ("outside the workspace", re.compile(r"outside|workspace|bounds", re.I)),
     ("unreachable (no IK solution)", re.compile(r"inverse.kinematics|\bIK\b|IKError|unreachable", re.I)),
     ("keypose in collision", re.compile(r"keypose itself is in collision", re.I)),
     ("no collision-free path", re.compile(r"path|planner|planning", re.I)),

@@ -370,8 +370,9 @@ class InspectConfig:
             raise ValueError(f"bounds needs 6 values, got {len(self.bounds)}")
 
 
-def run_inspect(cfg: InspectConfig, sink: EpisodeSink) -> dict[str, Any]:
-    """Inspect the episode ``cfg`` names into ``sink``; returns its record."""
+def run_inspect(cfg: InspectConfig, sink: EpisodeSink, allow_code: bool = False) -> dict[str, Any]:
+    """Inspect the episode ``cfg`` names into ``sink``; returns its record. ``allow_code``: accept a
+    ``module:factory`` benchmark (as ``evaluate``)."""
     from bridgevla.evaluation.agents import AgentSpec, make_agent
     from bridgevla.evaluation.envs import make_env
     from bridgevla.evaluation.runner import EvalConfig, episode_specs
@@ -388,7 +389,7 @@ def run_inspect(cfg: InspectConfig, sink: EpisodeSink) -> dict[str, Any]:
 
         return inspect_dataset_episode(load_episode(find_episode_folder(cfg.data, cfg.task, cfg.episode)), policy,
                                        sink, cfg.bounds)
-    env = make_env(cfg.benchmark, cfg.env)
+    env = make_env(cfg.benchmark, cfg.env, allow_code=allow_code)
     try:
         if cfg.task not in env.tasks():
             raise ValueError(f"task: {cfg.task!r} not in benchmark {cfg.benchmark!r} (has {env.tasks()})")

@@ -14,14 +14,13 @@ wrong keypose in closed loop, and a keypose far from the expert's can still work
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmarks.fileio import atomic_write_json, ensure_writable
 from bridgevla.data.batch import collate
 from bridgevla.data.dataset import DataConfig, KeyframeDataset
 from rendering import quaternion_angle
@@ -112,14 +111,25 @@ def markdown(results: dict[str, dict[str, float]], cfg: KeyposeEvalConfig) -> st
     return "\n".join(lines)
 
 
-def run(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
+def evaluate_checkpoint(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
+    """Load ``cfg.checkpoint`` and score it (nothing written). ``cfg.out`` is checked for writability first, so a
+    long evaluation never ends with results it cannot save."""
     from bridgevla.model.policy import BridgeVLAPolicy
     from bridgevla.training.loop import resolve_device
 
+    if cfg.out:
+        ensure_writable(cfg.out)
     policy = BridgeVLAPolicy.from_pretrained(cfg.checkpoint, device=resolve_device(cfg.device))
     policy.eval()
-    results = keypose_accuracy(policy, cfg)
+    return keypose_accuracy(policy, cfg)
+
+
+def write_results(cfg: KeyposeEvalConfig, results: dict[str, dict[str, float]]) -> None:
     if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.out).write_text(json.dumps(results, indent=1))
+        atomic_write_json(cfg.out, results)
+
+
+def run(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
+    results = evaluate_checkpoint(cfg)
+    write_results(cfg, results)
     return results

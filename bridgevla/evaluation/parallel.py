@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from benchmarks.workers import worker_pool
 from bridgevla.evaluation.agents import AgentSpec
 from bridgevla.evaluation.runner import (
     EpisodeSpec,
@@ -59,12 +59,14 @@ class _Restarts:
 _PROCESS_WORKER: EpisodeWorker | None = None
 
 
-def _process_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec]) -> None:
+def _process_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec], bounds: list[float],
+                  tolerance: float, allow_code: bool) -> None:
     import torch
 
     global _PROCESS_WORKER
     torch.set_num_threads(1)  # N workers on N cores: one thread each beats oversubscription
-    _PROCESS_WORKER = EpisodeWorker(benchmark, env_options, agent_specs)
+    _PROCESS_WORKER = EpisodeWorker(benchmark, env_options, agent_specs, bounds=bounds, tolerance=tolerance,
+                                    allow_code=allow_code)
 
 
 def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int,
@@ -73,18 +75,19 @@ def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, resta
     return _PROCESS_WORKER.run(spec, max_keyposes, strip, restarts, video)
 
 
-def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
+def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec], allow_code: bool = False
                     ) -> Iterator[dict[str, Any]]:
     """Episodes over ``cfg.workers`` spawned processes. When a process dies the pool is lost with every episode in
     flight; those become suspects and rerun one at a time in the next pool, so a restart is charged to the episode
     that really takes its process down, never to its innocent neighbours."""
     queue, suspects, restarts = deque(todo), deque(), _Restarts(cfg.restarts)
     while queue or suspects:
-        pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"),
-                                   initializer=_process_init, initargs=(cfg.benchmark, cfg.env, agent_specs))
+        # Workers die with this process (benchmarks.workers): a killed evaluation leaves no simulator running.
+        pool = worker_pool(cfg.workers, _process_init, (cfg.benchmark, cfg.env, agent_specs, list(cfg.bounds),
+                                                        cfg.workspace_tolerance, allow_code))
         inflight: dict[Any, EpisodeSpec] = {}
 
-        def submit(spec: EpisodeSpec, pool: ProcessPoolExecutor = pool, inflight: dict = inflight) -> None:
+        def submit(spec: EpisodeSpec, pool: Any = pool, inflight: dict = inflight) -> None:
             inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
                                  video_request(cfg, spec))] = spec
 
@@ -132,17 +135,20 @@ class _RayEpisodeWorker(EpisodeWorker):
     """The Ray actor: an EpisodeWorker with one torch thread per reserved CPU."""
 
     def __init__(self, benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec],
-                 threads: int = 1) -> None:
+                 threads: int = 1, bounds: list[float] | None = None, tolerance: float | None = None,
+                 allow_code: bool = False) -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        super().__init__(benchmark, env_options, agent_specs)
+        super().__init__(benchmark, env_options, agent_specs, bounds=bounds,
+                         **({} if tolerance is None else {"tolerance": tolerance}), allow_code=allow_code)
 
     def ping(self) -> bool:
         return True
 
 
-def ray_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]) -> Iterator[dict[str, Any]]:
+def ray_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec], allow_code: bool = False
+                ) -> Iterator[dict[str, Any]]:
     ray = _import_ray()
     from ray.exceptions import RayActorError, WorkerCrashedError
 
@@ -158,7 +164,8 @@ def ray_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[Episod
         _RayEpisodeWorker)
 
     def new_actor() -> Any:
-        return actor_class.remote(cfg.benchmark, cfg.env, agent_specs, int(cfg.ray_num_cpus))
+        return actor_class.remote(cfg.benchmark, cfg.env, agent_specs, int(cfg.ray_num_cpus), list(cfg.bounds),
+                                  cfg.workspace_tolerance, allow_code)
 
     actors = [new_actor() for _ in range(min(cfg.workers, len(todo)))]
     queue, restarts = deque(todo), _Restarts(cfg.restarts)

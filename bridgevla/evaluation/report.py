@@ -8,13 +8,15 @@ row averages the tasks within each seed first, then takes mean ± std over seeds
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MEAN = "mean"
 
@@ -83,15 +85,16 @@ def markdown_table(summary: dict[str, dict[str, Cell]]) -> str:
 
 
 def write_csv(summary: dict[str, dict[str, Cell]], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["agent", "task", "success_mean", "success_std", "seeds", "episodes", "errors", "per_seed"])
-        for agent, row in summary.items():
-            for t in _tasks(summary):
-                if t in row:
-                    c = row[t]
-                    w.writerow([agent, t, f"{c.mean:.4f}", f"{c.std:.4f}", len(c.per_seed), c.episodes, c.errors,
-                                " ".join(f"{x:.4f}" for x in c.per_seed)])
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["agent", "task", "success_mean", "success_std", "seeds", "episodes", "errors", "per_seed"])
+    for agent, row in summary.items():
+        for t in _tasks(summary):
+            if t in row:
+                c = row[t]
+                w.writerow([agent, t, f"{c.mean:.4f}", f"{c.std:.4f}", len(c.per_seed), c.episodes, c.errors,
+                            " ".join(f"{x:.4f}" for x in c.per_seed)])
+    atomic_write_text(path, f.getvalue())
 
 
 def plot(summary: dict[str, dict[str, Cell]], path: Path, title: str = "success rate") -> None:
@@ -114,8 +117,10 @@ def plot(summary: dict[str, dict[str, Cell]], path: Path, title: str = "success 
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def success_json(summary: dict[str, dict[str, Cell]], agent: str) -> dict[str, float]:
@@ -145,8 +150,8 @@ def write_report(summary: dict[str, dict[str, Cell]], out_dir: str | Path, title
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"results.{k}" for k in ("md", "csv", "png", "json")}
-    paths["md"].write_text(markdown_table(summary) + videos_markdown(records or [], out))
+    atomic_write_text(paths["md"], markdown_table(summary) + videos_markdown(records or [], out))
     write_csv(summary, paths["csv"])
     plot(summary, paths["png"], title)
-    paths["json"].write_text(json.dumps({a: success_json(summary, a) for a in summary}, indent=1))
+    atomic_write_json(paths["json"], {a: success_json(summary, a) for a in summary})
     return paths

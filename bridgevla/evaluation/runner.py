@@ -3,36 +3,55 @@
 - Episode ``e`` of run ``seed`` on ``task`` uses variation ``e mod variations(task)`` and environment seed
   ``seed_offset + 10000·seed + e``; ``seed_offset`` keeps test scenes away from the demo seeds used for training.
 - An episode ends on success, when the environment says done (an invalid keypose is a failure there), or after
-  ``max_keyposes`` keyposes; an agent that raises or returns a non-finite keypose fails the episode.
-- Every finished episode is one line appended to ``episodes.jsonl``; a restarted run reads it and skips what is
-  done, so a crash costs at most the episodes in flight.
+  ``max_keyposes`` keyposes; an agent that raises fails the episode.
+- Every keypose passes the workspace guard (``benchmarks.protocol.WorkspaceGuard``) before the environment sees it:
+  the environment's own ``workspace()`` when it declares one, else ``bounds``. A keypose that is not finite or lies
+  more than ``workspace_tolerance`` outside fails the episode, its error quoting requested vs allowed; one within the
+  tolerance is clamped (counted in the record's ``clamped``).
+- Every finished episode is one checksummed line appended (and fsync'd) to ``episodes.jsonl``; a restarted run reads
+  it and skips what is done, so a crash costs at most the episodes in flight. Reading never loses a line: valid
+  JSON lines it does not recognise stay, torn or corrupted ones move to ``episodes.jsonl.rejected``, and the file is
+  only ever replaced atomically (``benchmarks.fileio``).
 - A simulator failure (``benchmarks.protocol.SimulatorError``, or a worker process or Ray actor that died) voids the
   episode rather than failing it: it is rerun from its reset in a fresh simulator, up to ``restarts`` times.
-- ``workers > 1`` runs one environment (and one agent) per process; with ``ray_address`` the same episodes go to
-  ``workers`` Ray actors (one simulator each) across a cluster (``bridgevla.evaluation.parallel``). Either way the
-  driver alone writes the JSONL, as results arrive.
+- ``workers > 1`` runs one environment (and one agent) per process (workers exit when the parent dies,
+  ``benchmarks.workers``); with ``ray_address`` the same episodes go to ``workers`` Ray actors (one simulator each)
+  across a cluster (``bridgevla.evaluation.parallel``). Either way the driver alone writes the JSONL, as results
+  arrive.
 - ``videos=N``: an MP4 of each of the first N episodes per agent and task (first seed), written by
   ``bridgevla.evaluation.video`` (optional ``[viz]`` extra); the episode's record names it.
+- A ``module:factory`` benchmark imports and runs code: ``evaluate`` refuses it unless ``allow_code`` (the CLI passes
+  it for a benchmark named on the command line or with ``--allow-code``).
 
 Nothing here knows a benchmark: environments come from ``bridgevla.evaluation.envs.make_env``.
 """
 
 from __future__ import annotations
 
-import json
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from benchmarks.protocol import EPISODE_STRIDE, MAX_EPISODE_KEYPOSES, Environment, SimulatorError
+from benchmarks.fileio import REJECTED_SUFFIX, append_jsonl, read_jsonl
+from benchmarks.protocol import (
+    EPISODE_STRIDE,
+    MAX_EPISODE_KEYPOSES,
+    WORKSPACE_TOLERANCE,
+    Environment,
+    KeyposeRejected,
+    SimulatorError,
+    WorkspaceGuard,
+    environment_workspace,
+)
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.evaluation.envs import make_env
 from bridgevla.evaluation.observe import EpisodeObserver
+from rendering.bounds import REFERENCE_BOUNDS, SceneBounds
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -54,7 +73,9 @@ class EvalConfig:
     ray_num_gpus: float = 0.0  # per Ray actor: give the policy agent a GPU share on GPU clusters
     out_dir: str = "runs/eval"
     device: str = "auto"
-    bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
+    # The random baseline's box, and the workspace keyposes must lie in when the environment declares none.
+    bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])
+    workspace_tolerance: float = WORKSPACE_TOLERANCE  # metres outside the workspace still clamped; beyond: refused
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
     videos: int = 0  # MP4 of the first N episodes per agent and task, first seed (needs the [viz] extra)
     video_camera: str = ""  # the camera the videos show; empty: the observation's first camera
@@ -81,6 +102,9 @@ class EvalConfig:
             raise ValueError(f"eval.checkpoint: {self.checkpoint} is not a directory")
         if len(self.bounds) != 6:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
+        SceneBounds.from_list(self.bounds)  # max > min, finite
+        if not self.workspace_tolerance >= 0:
+            raise ValueError(f"eval.workspace_tolerance must be >= 0 metres, got {self.workspace_tolerance}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
         if self.videos < 0:
@@ -117,18 +141,26 @@ def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int])
     ]
 
 
+def workspace_guard(env: Environment, bounds: list[float], tolerance: float = WORKSPACE_TOLERANCE
+                    ) -> WorkspaceGuard:
+    """The guard every keypose of an evaluation passes: the environment's declared workspace, else ``bounds``."""
+    return WorkspaceGuard(environment_workspace(env) or SceneBounds.from_list(bounds), tolerance)
+
+
 def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
                 strip: Path | None = None, restarts: int = 0, video: VideoRequest | None = None,
-                observer: EpisodeObserver | None = None) -> dict[str, Any]:
+                observer: EpisodeObserver | None = None, guard: WorkspaceGuard | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
     episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
     A ``SimulatorError`` voids the attempt: the episode is rerun from its reset (the environment relaunches its
     simulator) up to ``restarts`` times; the record's ``restarts`` says how many it took.
     ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy).
     ``video``: write an MP4 of the episode (its path goes into the record as ``video``). ``observer``: any other
-    :class:`~bridgevla.evaluation.observe.EpisodeObserver` (``bridgevla inspect`` uses one)."""
+    :class:`~bridgevla.evaluation.observe.EpisodeObserver` (``bridgevla inspect`` uses one).
+    ``guard``: the workspace guard (default: :func:`workspace_guard` with the reference bounds)."""
     if video is not None and observer is not None:
         raise ValueError("run_episode: pass a video or an observer, not both")
+    guard = guard or workspace_guard(env, REFERENCE_BOUNDS.to_list())
     t0 = time.perf_counter()
     last: SimulatorError | None = None
     for attempt in range(restarts + 1):
@@ -137,7 +169,7 @@ def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes:
 
             observer = EpisodeVideo(video.path, spec, video.camera, video.fps)
         try:
-            record = {**_recorded(env, agent, spec, max_keyposes, strip, observer), "restarts": attempt}
+            record = {**_recorded(env, agent, spec, max_keyposes, strip, guard, observer), "restarts": attempt}
         except SimulatorError as e:
             last = e
             continue
@@ -154,12 +186,12 @@ def failed_record(spec: EpisodeSpec, error: str, restarts: int, seconds: float =
 
 
 def _recorded(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-              strip: Path | None, observer: EpisodeObserver | None = None) -> dict[str, Any]:
+              strip: Path | None, guard: WorkspaceGuard, observer: EpisodeObserver | None = None) -> dict[str, Any]:
     recording = strip is not None and hasattr(agent, "frames")
     if recording:
         agent.frames = []
     try:
-        return _episode(env, agent, spec, max_keyposes, observer)
+        return _episode(env, agent, spec, max_keyposes, guard, observer)
     finally:
         if observer is not None:
             observer.close(env)
@@ -169,10 +201,10 @@ def _recorded(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: i
             agent.frames = None
 
 
-def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int, guard: WorkspaceGuard,
              observer: EpisodeObserver | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    success, steps, error = False, 0, None
+    success, steps, error, clamped = False, 0, None, 0
     try:
         obs = env.reset(spec.task, spec.variation, spec.env_seed)
         agent.reset(env, obs, spec.env_seed)
@@ -189,10 +221,12 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             except Exception as e:
                 error = f"agent: {type(e).__name__}: {e}"
                 break
-            if not (np.isfinite(kp.position).all() and np.isfinite(kp.quaternion).all()) or \
-                    np.linalg.norm(kp.quaternion) < 1e-6:
-                error = "invalid keypose (non-finite or zero quaternion)"
+            try:
+                kp, report = guard.check(kp)
+            except KeyposeRejected as e:
+                error = f"invalid keypose: {e}"
                 break
+            clamped += report.clamped
             try:
                 obs, ok, done, info = env.step(kp)
             except SimulatorError:
@@ -208,24 +242,37 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             if done:
                 error = info.get("error") if isinstance(info, dict) else None
                 break
-    return {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error,
+    return {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error, "clamped": clamped,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def _episode_key(r: dict[str, Any]) -> tuple[str, str, int, int] | None:
+    """The key of a finished-episode record, or None for a JSON object that is not one (kept in the file, not used)."""
+    try:
+        key = (r["agent"], r["task"], r["seed"], r["episode"])
+        ok = isinstance(r["success"], bool) and (r["error"] is None or isinstance(r["error"], str))
+    except KeyError:
+        return None
+    types = (str, str, int, int)
+    if not ok or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types)):
+        return None
+    return key
+
+
 def read_done(path: Path) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    """Finished episodes in ``path``. A torn last line (a crash mid-write) is dropped and the file repaired."""
-    if not path.exists():
-        return {}
+    """Finished episodes in ``path`` (the last record wins for a key). Never loses a line: valid JSON that is not an
+    episode record stays in the file; a torn last line (a kill mid-write) or a corrupted line moves to
+    ``<path>.rejected`` and the file is replaced atomically (``benchmarks.fileio.read_jsonl``)."""
+    contents = read_jsonl(path)
     done: dict[tuple[str, str, int, int], dict[str, Any]] = {}
-    good: list[str] = []
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-            done[(r["agent"], r["task"], r["seed"], r["episode"])] = r
-            good.append(line)
-        except (json.JSONDecodeError, KeyError):
-            continue
-    path.write_text("".join(g + "\n" for g in good))
+    for r in contents.records:
+        key = _episode_key(r)
+        if key is not None:
+            done[key] = r
+    if contents.rejected:
+        lines = ", ".join(f"{n} ({why})" for n, why in contents.rejected[:5])
+        warnings.warn(f"{path}: {len(contents.rejected)} unreadable line(s) moved to {path.name}{REJECTED_SUFFIX}, "
+                      f"their episodes will be re-run: line {lines}", stacklevel=2)
     return done
 
 
@@ -234,8 +281,10 @@ class EpisodeWorker:
     the model): what the driver, each worker process and each Ray actor run episodes with."""
 
     def __init__(self, benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec],
-                 env: Environment | None = None) -> None:
-        self.env = make_env(benchmark, env_options) if env is None else env
+                 env: Environment | None = None, bounds: list[float] | None = None,
+                 tolerance: float = WORKSPACE_TOLERANCE, allow_code: bool = False) -> None:
+        self.env = make_env(benchmark, env_options, allow_code=allow_code) if env is None else env
+        self.guard = workspace_guard(self.env, bounds or REFERENCE_BOUNDS.to_list(), tolerance)
         self.specs = {s.name: s for s in agent_specs}
         self.agents: dict[str, Agent] = {}
 
@@ -243,7 +292,8 @@ class EpisodeWorker:
             video: VideoRequest | None = None) -> dict[str, Any]:
         if spec.agent not in self.agents:
             self.agents[spec.agent] = make_agent(self.specs[spec.agent])
-        return run_episode(self.env, self.agents[spec.agent], spec, max_keyposes, strip, restarts, video)
+        return run_episode(self.env, self.agents[spec.agent], spec, max_keyposes, strip, restarts, video,
+                           guard=self.guard)
 
     def close(self) -> None:
         self.env.close()
@@ -275,17 +325,19 @@ def video_request(cfg: EvalConfig, spec: EpisodeSpec) -> VideoRequest | None:
 
 def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: list[EpisodeSpec]
             ) -> Iterator[dict[str, Any]]:
-    worker = EpisodeWorker(cfg.benchmark, cfg.env, specs, env=env)
+    worker = EpisodeWorker(cfg.benchmark, cfg.env, specs, env=env, bounds=list(cfg.bounds),
+                           tolerance=cfg.workspace_tolerance)
     for spec in todo:
         yield worker.run(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts, video_request(cfg, spec))
 
 
-def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
-    """Run (or finish) the evaluation described by ``cfg``; returns the records of all its episodes."""
+def evaluate(cfg: EvalConfig, env: Environment | None = None, allow_code: bool = False) -> list[dict[str, Any]]:
+    """Run (or finish) the evaluation described by ``cfg``; returns the records of all its episodes.
+    ``allow_code``: accept a ``module:factory`` benchmark (see the module doc)."""
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     own_env = env is None
-    probe = make_env(cfg.benchmark, cfg.env) if env is None else env
+    probe = make_env(cfg.benchmark, cfg.env, allow_code=allow_code) if env is None else env
+    out.mkdir(parents=True, exist_ok=True)
     try:
         available = probe.tasks()
         tasks = list(cfg.tasks) or available
@@ -310,9 +362,8 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="eval", disable=not cfg.progress,
                    dynamic_ncols=True)
         with path.open("a") as f:
-            for rec in _results(cfg, probe, agent_specs, todo):
-                f.write(json.dumps(rec) + "\n")
-                f.flush()  # one line per finished episode: the resume point
+            for rec in _results(cfg, probe, agent_specs, todo, allow_code):
+                append_jsonl(f, rec)  # one durable line per finished episode: the resume point
                 done[(rec["agent"], rec["task"], rec["seed"], rec["episode"])] = rec
                 bar.update(1)
         bar.close()
@@ -322,15 +373,15 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
             probe.close()
 
 
-def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
-             ) -> Iterator[dict[str, Any]]:
+def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], todo: list[EpisodeSpec],
+             allow_code: bool = False) -> Iterator[dict[str, Any]]:
     if cfg.ray_address:
         from bridgevla.evaluation.parallel import ray_results
 
-        yield from ray_results(cfg, agent_specs, todo)
+        yield from ray_results(cfg, agent_specs, todo, allow_code)
     elif cfg.workers <= 1 or len(todo) <= 1:
         yield from _inline(cfg, env, agent_specs, todo)
     else:
         from bridgevla.evaluation.parallel import process_results
 
-        yield from process_results(cfg, agent_specs, todo)
+        yield from process_results(cfg, agent_specs, todo, allow_code)

@@ -76,6 +76,37 @@ RUNTIME_FIELDS = ("attn_implementation", "gradient_checkpointing", "static_shape
 
 REFERENCE_BOUNDS_LIST = [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6]
 
+# Sanity limits, far above any real model (PaliGemma-3B: vocabulary 257 216, widths <= 16 384, 27 layers), so that a
+# crafted config (a 1e12 vocabulary in a downloaded checkpoint) is refused before anything is allocated.
+SIZE_LIMITS: dict[str, int] = {
+    "image_size": 4096, "patch_size": 4096, "vocab_size": 1 << 21, "tokenizer_vocab_size": 1 << 21,
+    "vision_layers": 512, "text_layers": 512, "vision_heads": 1024, "text_heads": 1024, "text_kv_heads": 1024,
+    "vision_hidden_size": 1 << 16, "text_hidden_size": 1 << 16, "text_head_dim": 4096,
+    "vision_intermediate_size": 1 << 18, "text_intermediate_size": 1 << 18, "head_hidden_size": 1 << 16,
+    "decode_grid_res": 4096, "max_text_tokens": 1 << 16, "num_rotation_bins": 3600, "rotation_pe_frequencies": 64,
+}
+MAX_PARAMETERS = 50_000_000_000  # the estimate of estimated_parameters() above which a config is refused
+
+
+def _as_list(name: str, value: Any, length: int | None = None) -> list:
+    """A list/tuple field given as something else (a mapping, a bare string) is an error, not iterated."""
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list, got {type(value).__name__} {value!r:.60}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} needs {length} values, got {len(value)}")
+    return list(value)
+
+
+def _as_floats(name: str, value: Any, length: int) -> list[float]:
+    items = _as_list(name, value, length)
+    try:
+        out = [float(v) for v in items]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must hold numbers, got {items!r:.80}") from e
+    if not all(math.isfinite(v) for v in out) or any(isinstance(v, bool) for v in items):
+        raise ValueError(f"{name} must hold finite numbers, got {items!r:.80}")
+    return out
+
 
 @dataclass
 class BridgeVLAConfig:
@@ -164,11 +195,14 @@ class BridgeVLAConfig:
         for name, value in p.items():
             if getattr(self, name) is None and not (self.backbone_path and name in BACKBONE_FIELDS):
                 setattr(self, name, list(value) if isinstance(value, list) else value)
-        self.extra_channels = list(self.extra_channels)
-        self.cameras = [str(c) for c in self.cameras]
-        self.bounds = [float(b) for b in self.bounds]
-        self.image_mean = tuple(float(x) for x in self.image_mean)
-        self.image_std = tuple(float(x) for x in self.image_std)
+        self.extra_channels = _as_list("extra_channels", self.extra_channels)
+        cameras = _as_list("cameras", self.cameras)
+        if not all(isinstance(c, str) and c for c in cameras):
+            raise ValueError(f"cameras must be a list of camera names, got {cameras!r:.80}")
+        self.cameras = cameras
+        self.bounds = _as_floats("bounds", self.bounds, 6)
+        self.image_mean = tuple(_as_floats("image_mean", self.image_mean, 3))
+        self.image_std = tuple(_as_floats("image_std", self.image_std, 3))
         self._validate()
 
     def _validate(self) -> None:
@@ -176,17 +210,24 @@ class BridgeVLAConfig:
             allowed = typing.get_args(typing.get_type_hints(BridgeVLAConfig)[name])
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name in (*BACKBONE_FIELDS, "head_hidden_size", "decode_grid_res"):
+        for name in (*BACKBONE_FIELDS, "head_hidden_size", "decode_grid_res", "tokenizer_vocab_size",
+                     "max_text_tokens", "num_rotation_bins", "rotation_pe_frequencies"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if v is not None and name in SIZE_LIMITS and v > SIZE_LIMITS[name]:
+                raise ValueError(f"{name}={v} exceeds the sanity limit {SIZE_LIMITS[name]} (a corrupted or crafted "
+                                 "config?)")
         if self.image_size is not None and self.patch_size is not None and self.image_size % self.patch_size:
             raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
-        if self.action_hidden_sizes is not None and (
-            not self.action_hidden_sizes or any(int(h) < 1 for h in self.action_hidden_sizes)
-        ):
-            raise ValueError(f"action_hidden_sizes must be a non-empty list of positive ints, got "
-                             f"{self.action_hidden_sizes}")
+        if self.action_hidden_sizes is not None:
+            sizes = _as_list("action_hidden_sizes", self.action_hidden_sizes)
+            if not sizes or len(sizes) > 16 or not all(
+                isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= SIZE_LIMITS["head_hidden_size"]
+                for h in sizes
+            ):
+                raise ValueError(f"action_hidden_sizes must be 1 to 16 positive ints <= "
+                                 f"{SIZE_LIMITS['head_hidden_size']}, got {self.action_hidden_sizes!r:.80}")
         bad = sorted(set(self.extra_channels) - {"depth", "xyz"})
         if bad or len(set(self.extra_channels)) != len(self.extra_channels):
             raise ValueError(f"extra_channels must hold distinct values of ['depth', 'xyz'], got {self.extra_channels}")
@@ -214,6 +255,24 @@ class BridgeVLAConfig:
             raise ValueError(f"rotation_bin_noise must be (low, high) with low <= high, got {self.rotation_bin_noise}")
         if self.rotation_pe_frequencies < 1 or self.max_text_tokens < 2 or self.tokenizer_vocab_size < 261:
             raise ValueError("rotation_pe_frequencies must be >= 1, max_text_tokens >= 2, tokenizer_vocab_size >= 261")
+        n = self.estimated_parameters()
+        if n > MAX_PARAMETERS:
+            raise ValueError(f"this config describes a model of about {n / 1e9:.0f}B parameters (> "
+                             f"{MAX_PARAMETERS / 1e9:.0f}B): refused before allocating it (a corrupted or crafted "
+                             "config?)")
+
+    def estimated_parameters(self) -> int:
+        """Rough parameter count of the backbone and heads (0 for fields still unresolved): enough to refuse a
+        config that could never be allocated, not an exact figure."""
+        g = {k: (getattr(self, k) or 0) for k in (*BACKBONE_FIELDS, "head_hidden_size")}
+        vocab = max(g["vocab_size"], self.tokenizer_vocab_size if not self.backbone_path else 0)
+        dv, dt = g["vision_hidden_size"], g["text_hidden_size"]
+        per_layer = 4 * dv * dv + 2 * dv * g["vision_intermediate_size"]
+        vision = 3 * g["patch_size"] ** 2 * dv + g["vision_layers"] * per_layer
+        attn = dt * g["text_head_dim"] * (2 * g["text_heads"] + 2 * g["text_kv_heads"])
+        text = vocab * dt + g["text_layers"] * (attn + 3 * dt * g["text_intermediate_size"])
+        heads = g["head_hidden_size"] * (dt + 9 * g["head_hidden_size"]) + sum(self.action_hidden_sizes or []) * dt
+        return int(vision + text + heads + dv * dt)
 
     # --- conveniences ---
     @classmethod

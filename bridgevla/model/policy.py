@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from benchmarks.fileio import atomic_write_text, fsync_dir, fsync_tree
 from benchmarks.protocol import Keypose, Observation
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import add_memory_markers, as_bounds, observation_cloud, subsample_cloud
-from bridgevla.model.backbone import Backbone, build_backbone_parts, load_tokenizer
+from bridgevla.data.preprocess import (
+    add_memory_markers,
+    as_bounds,
+    empty_cloud_reason,
+    observation_cloud,
+    subsample_cloud,
+)
+from bridgevla.model.backbone import Backbone, build_backbone_parts, load_tokenizer, resolve_from_hf
 from bridgevla.model.checkpoint import (
     BACKBONE_CONFIG,
     CONFIG,
@@ -42,6 +48,7 @@ from bridgevla.model.tokenizer import encode_prompts
 from rendering import (
     NUM_VIEWS,
     bins_to_quaternion,
+    clamp_to_bounds,
     crop_to_bounds,
     cube_to_world,
     fuse_heatmaps,
@@ -63,6 +70,10 @@ __all__ = ["BridgeVLAPolicy", "PolicyBatch", "Prediction", "collate"]
 # lm_head is tied to the embeddings and never used).
 VISION_TOWER_PREFIX = "backbone.model.model.vision_tower."
 EMBEDDINGS_PREFIX = "backbone.model.model.language_model.embed_tokens."
+
+
+class EmptyCloudError(ValueError):
+    """An observation has no usable point inside the policy's bounds (the message says why)."""
 
 
 class BridgeVLAPolicy(nn.Module):
@@ -271,10 +282,12 @@ class BridgeVLAPolicy(nn.Module):
         pts, colors, mask = self._cube_cloud(batch)
         views1 = self.render_views(pts, colors, mask)
         _, logits1 = self.heatmap_logits(views1, ids, attn)
+        _check_finite(logits1, "stage 1")
         heat1 = heatmap_probs(logits1)
         p1 = fuse_heatmaps(heat1, grid_res)
         views2 = self.render_views(zoom(pts, p1, cfg.zoom_factor), colors, mask)
         feats2, logits2 = self.heatmap_logits(views2, ids, attn)
+        _check_finite(logits2, "stage 2")
         heat2 = heatmap_probs(logits2)
         p2z = fuse_heatmaps(heat2, grid_res)
         dec = self.action_head.decode(ActionHead.gather_inputs(feats2, project(p2z, s)[..., :2], s))
@@ -285,8 +298,12 @@ class BridgeVLAPolicy(nn.Module):
             bins = quaternion_to_bins(quat, cfg.num_rotation_bins)
         else:
             quat, bins = bins_to_quaternion(dec["bins"], cfg.num_rotation_bins).float(), dec["bins"]
+        # The stage-2 point unzooms up to 1/zoom_factor cube units past the cube, and the cube reaches past the bounds
+        # on their shorter sides: clamp into the bounds, the policy's workspace (the one clamp of the workspace guard).
+        requested = cube_to_world(unzoom(p2z, p1, cfg.zoom_factor), self.bounds)
         return Prediction(
-            position=cube_to_world(unzoom(p2z, p1, cfg.zoom_factor), self.bounds),
+            position=clamp_to_bounds(requested, self.bounds),
+            requested_position=requested,
             quaternion=quat,
             gripper_open=grip > 0.5,
             ignore_collisions=coll > 0.5,
@@ -305,8 +322,11 @@ class BridgeVLAPolicy(nn.Module):
         preprocessing (cropped to the bounds), then the training point budget with one fixed seed for every
         observation, so the same observation gives the same keypose alone or anywhere in a batch, then (memory
         policies only) the markers of ``history``, the keyposes executed so far. Returns points (N, 3) float32 world
-        metres and colours (N, 3) float32 in [0, 1]."""
-        points, colors = observation_cloud(observation, self.bounds, list(self.config.cameras) or None)
+        metres and colours (N, 3) float32 in [0, 1]. Raises :class:`EmptyCloudError` when no point is usable."""
+        cameras = list(self.config.cameras) or None
+        points, colors = observation_cloud(observation, self.bounds, cameras)
+        if len(points) == 0:  # checked before the memory markers, which are not seen points
+            raise EmptyCloudError(empty_cloud_reason(observation, self.bounds, cameras))
         points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
         return add_memory_markers(points, colors, [(k.position, k.gripper_open) for k in history or []],
                                   self.config.memory_markers())
@@ -333,12 +353,12 @@ class BridgeVLAPolicy(nn.Module):
                              f"got {len(histories)}")
         samples = []
         for i, obs in enumerate(observations):
-            if not obs.instructions:
-                raise ValueError(f"observation[{i}].instructions is empty")
-            points, colors = self.input_cloud(obs, histories[i])
-            if len(points) == 0:
-                warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
-                              "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)
+            if not isinstance(obs.instructions, (list, tuple)) or not obs.instructions:
+                raise ValueError(f"observation[{i}].instructions must be a non-empty list of strings")
+            try:
+                points, colors = self.input_cloud(obs, histories[i])
+            except EmptyCloudError as e:  # a keypose guessed from an empty picture must never reach an arm
+                raise ValueError(f"observation[{i}] has no usable points: {e}") from None
             samples.append({"points": points, "colors": colors, "instruction": obs.instructions[0]})
         pred = self.predict(collate(samples))
         keyposes = pred.keyposes()
@@ -346,10 +366,32 @@ class BridgeVLAPolicy(nn.Module):
         return (out, pred) if return_prediction else out
 
     # ------------------------------------------------------------------ save / load
-    def _tied_keys(self) -> set[str]:
+    def export_state_dict(self) -> dict[str, Tensor]:
+        """The state dict of a plain policy: LoRA adapters that training injected (peft) are merged into their base
+        weights, so :meth:`from_pretrained` loads a LoRA fine-tune into a policy built from its config alone. The
+        live model is not modified."""
+        state = self.state_dict()
+        lora = {name: m for name, m in self.named_modules() if _is_lora_layer(m)}
+        if not lora:
+            return state
+        out = {k: v for k, v in state.items()
+               if not any(k.startswith(name + ".") for name in lora)}
+        for name, m in lora.items():
+            base = m.get_base_layer()
+            weight = base.weight.detach()
+            if not m.merged:  # merged adapters are already inside base.weight
+                for adapter in m.active_adapters:
+                    if adapter in m.lora_A:
+                        weight = weight + m.get_delta_weight(adapter).to(weight.dtype)
+            out[f"{name}.weight"] = weight
+            if getattr(base, "bias", None) is not None:
+                out[f"{name}.bias"] = base.bias.detach()
+        return out
+
+    def _tied_keys(self, state: dict[str, Tensor] | None = None) -> set[str]:
         """State-dict keys whose tensor is the same storage as an earlier key's (the tied lm_head)."""
         seen, tied = set(), set()
-        for k, v in self.state_dict().items():
+        for k, v in (self.state_dict() if state is None else state).items():
             ptr = (v.device, v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
             if ptr in seen:
                 tied.add(k)
@@ -357,23 +399,28 @@ class BridgeVLAPolicy(nn.Module):
         return tied
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the policy (see ``bridgevla.model.checkpoint``). Built in a sibling temp dir and renamed into place."""
+        """Write the policy (see ``bridgevla.model.checkpoint``), LoRA adapters merged (:meth:`export_state_dict`).
+        Built in a sibling temp dir, fsync'd and renamed into place; the previous policy is kept as ``<dir>.old``
+        until the new one is in place, so a kill at any instant leaves one complete policy."""
         final = Path(directory)
         tmp = final.with_name(final.name + ".saving")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        tied = self._tied_keys()
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items() if k not in tied}
+        exported = self.export_state_dict()
+        tied = self._tied_keys(exported)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in exported.items() if k not in tied}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "bridgevla-policy"})
-        (tmp / CONFIG).write_text(json.dumps(self.config.to_dict(), indent=1))
-        (tmp / BACKBONE_CONFIG).write_text(json.dumps(self.backbone.hf_config_dict(), indent=1))
+        atomic_write_text(tmp / CONFIG, json.dumps(self.config.to_dict(), indent=1))
+        atomic_write_text(tmp / BACKBONE_CONFIG, json.dumps(self.backbone.hf_config_dict(), indent=1))
         self.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
         write_manifest(tmp)
+        fsync_tree(tmp)
         old = final.with_name(final.name + ".old")
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
             final.rename(old)
         tmp.rename(final)
+        fsync_dir(final.parent)
         shutil.rmtree(old, ignore_errors=True)
         return final
 
@@ -392,8 +439,9 @@ class BridgeVLAPolicy(nn.Module):
         try:
             config = BridgeVLAConfig.from_dict(json.loads((root / CONFIG).read_text())).replace(**runtime)
             hf = json.loads((root / BACKBONE_CONFIG).read_text())
-        except (json.JSONDecodeError, ValueError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {root}: bad {CONFIG}/{BACKBONE_CONFIG}: {e}") from e
+        _check_backbone_config(root, config, hf)
         policy = cls(config, device=device, _hf_config=hf, _tokenizer=load_tokenizer(root / TOKENIZER_DIR))
         policy.load_weights(root, verify=False)
         return policy
@@ -420,5 +468,38 @@ class BridgeVLAPolicy(nn.Module):
             missing = sorted(set(own) - set(state) - self._tied_keys())
             if missing:
                 raise CheckpointError(f"checkpoint {root}: missing weights {missing[:5]}")
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise CheckpointError(f"checkpoint {root}: non-finite (NaN/inf) weights in {bad[:5]}"
+                                  f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; refusing to load them")
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
         return sorted(state)
+
+
+def _is_lora_layer(module: nn.Module) -> bool:
+    """A peft LoRA layer (duck-typed: peft is only imported by training when LoRA is enabled)."""
+    return all(hasattr(module, a) for a in ("get_base_layer", "get_delta_weight", "lora_A", "merged",
+                                            "active_adapters"))
+
+
+def _check_finite(logits: Tensor, stage: str) -> None:
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"the model produced non-finite {stage} heatmap logits (NaN/inf weights, or an overflow in "
+                         "reduced precision); no keypose can be decoded")
+
+
+def _check_backbone_config(root: Path, config: BridgeVLAConfig, hf: dict) -> None:
+    """A checkpoint's ``backbone_config.json`` must describe the backbone its checked ``config.json`` describes: a
+    crafted one (a terabyte vocabulary, a malformed section) is refused before anything is allocated."""
+    from transformers import PaliGemmaConfig
+
+    if not isinstance(hf, dict) or not isinstance(hf.get("vision_config"), dict) or \
+            not isinstance(hf.get("text_config"), dict):
+        raise CheckpointError(f"checkpoint {root}: {BACKBONE_CONFIG} must hold vision_config and text_config mappings")
+    try:
+        resolve_from_hf(config, PaliGemmaConfig.from_dict(hf))
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to read a foreign file is a bad checkpoint, named as such
+        raise CheckpointError(f"checkpoint {root}: {BACKBONE_CONFIG} does not match {CONFIG} ({type(e).__name__}: "
+                              f"{e})") from e

@@ -12,7 +12,7 @@ from benchmarks.protocol import Keypose
 
 @dataclass
 class Prediction:
-    position: Tensor  # (B, 3) world metres
+    position: Tensor  # (B, 3) world metres, inside the policy's bounds
     quaternion: Tensor  # (B, 4) xyzw, w >= 0
     gripper_open: Tensor  # (B,) bool
     ignore_collisions: Tensor  # (B,) bool
@@ -23,6 +23,8 @@ class Prediction:
     views: list[Tensor]  # per stage: (B, 3 views, C, S, S) rendered inputs (RGB first)
     heatmaps: list[Tensor]  # per stage: (B, 3 views, S, S) probabilities, each view sums to 1
     cube_points: list[Tensor]  # per stage: (B, 3) decoded point in that stage's own (zoomed) cube frame
+    # (B, 3) the decoded position before it was clamped into the bounds (``position`` differs where it lay outside)
+    requested_position: Tensor | None = None
 
     def __len__(self) -> int:
         return self.position.shape[0]

@@ -10,6 +10,12 @@ and tested to be).
 
 The prompt layout follows PaliGemma's processor: ``<image>`` × (views · tokens per view), ``<bos>``, the raw
 instruction, ``\\n``, then right padding. Right padding keeps the image tokens at fixed positions ``[0, V·T)``.
+
+Instructions are data, never markup: text such as ``<image>``, ``<eos>``, ``<pad>`` or ``<bos>`` typed by a user is
+tokenized as ordinary characters (``split_special_tokens``), and a check refuses any prompt whose text still maps to
+a special id, so no instruction can inject control tokens (an ``<image>`` in the text would shift every image
+token). Empty or blank instructions, non-strings and text that is not valid UTF-8 (lone surrogates) are refused with
+an error naming the instruction.
 """
 
 from __future__ import annotations
@@ -93,6 +99,25 @@ def image_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return int(tid)
 
 
+def check_instructions(instructions: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the first instruction that is not non-blank, valid UTF-8 text."""
+    if isinstance(instructions, (str, bytes)) or not isinstance(instructions, Sequence):
+        raise ValueError(f"instructions must be a list of strings, got {type(instructions).__name__}")
+    if len(instructions) == 0:
+        raise ValueError("instructions must not be empty")
+    for i, s in enumerate(instructions):
+        if isinstance(s, bytes):
+            raise ValueError(f"instructions[{i}] is bytes; decode it to text (UTF-8) first")
+        if not isinstance(s, str):
+            raise ValueError(f"instructions[{i}] must be a string, got {type(s).__name__}")
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"instructions[{i}] is not valid UTF-8 text ({e.reason} at position {e.start})") from e
+        if not s.strip():
+            raise ValueError(f"instructions[{i}] is empty; a policy needs an instruction")
+
+
 def encode_prompts(
     tokenizer: PreTrainedTokenizerBase,
     instructions: Sequence[str],
@@ -109,10 +134,7 @@ def encode_prompts(
     ``pad_to_max`` pads every prompt to ``max_text_tokens`` rather than to the longest in the batch: the same shapes
     on every call, which compiled graphs and CUDA graphs need (padding is masked, so the features do not change).
     """
-    if isinstance(instructions, str) or not all(isinstance(s, str) for s in instructions):
-        raise ValueError("instructions must be a list of strings")
-    if len(instructions) == 0:
-        raise ValueError("instructions must not be empty")
+    check_instructions(instructions)
     if num_images < 1 or tokens_per_image < 1 or max_text_tokens < 1:
         raise ValueError(
             f"num_images, tokens_per_image and max_text_tokens must be >= 1, got "
@@ -121,7 +143,14 @@ def encode_prompts(
     img, bos, pad = image_token_id(tokenizer), tokenizer.bos_token_id, tokenizer.pad_token_id
     if bos is None or pad is None:
         raise ValueError("tokenizer must define bos and pad tokens")
-    texts = tokenizer([s + "\n" for s in instructions], add_special_tokens=False)["input_ids"]
+    texts = tokenizer([s + "\n" for s in instructions], add_special_tokens=False,
+                      split_special_tokens=True)["input_ids"]
+    special = set(tokenizer.all_special_ids) | {img}
+    for i, t in enumerate(texts):
+        injected = sorted(special.intersection(t))
+        if injected:  # a tokenizer that ignores split_special_tokens: refuse rather than let markup through
+            raise ValueError(f"instructions[{i}] tokenizes to special token ids {injected} "
+                             f"({tokenizer.convert_ids_to_tokens(injected)}); instructions must be plain text")
     # Keep the trailing newline token when cutting: it marks the end of the prefix as in PaliGemma's training.
     texts = [t if len(t) <= max_text_tokens else t[: max_text_tokens - 1] + t[-1:] for t in texts]
     prefix = num_images * tokens_per_image + 1

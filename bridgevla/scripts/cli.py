@@ -1,8 +1,11 @@
-"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|inspect|serve|robot|demo|bench-data``.
+"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|inspect|data check|serve|robot|demo|
+bench-data``.
 
 Every sub-command takes ``--config FILE`` (YAML) and trailing ``key=value`` overrides (``bridgevla.configuration``);
-the few named flags are shorthands for the most common overrides. A configuration mistake prints one line naming
-the key and exits with status 2, without a traceback.
+the few named flags are shorthands for the most common overrides. A configuration mistake (a wrong key or value,
+malformed YAML, a bad dataset or checkpoint) prints one message naming the key or file and exits with status 2,
+without a traceback; a file-system error (permissions, a full disk) exits with status 1 the same way. Under torchrun
+only rank 0 prints results.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bridgevla.configuration import ConfigError, load_config
+from bridgevla.configuration import ConfigError, code_allowed, load_config
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -21,22 +24,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.steps=500 optim.lr=1e-4")
 
 
+LIST_FLAGS = {"tasks", "seeds", "agents"}  # comma-separated on the command line, lists in the config
+
+
 def _flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
     out = []
     for attr, key in mapping.items():
         value = getattr(args, attr, None)
         if value is not None:
-            out.append(f"{key}={value}")
+            # "--seeds 0" must mean [0], not the integer 0 that a bare YAML value would give.
+            out.append(f"{key}=[{value}]" if attr in LIST_FLAGS else f"{key}={value}")
     return out
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from bridgevla.training.job import load_job_config, run_training
+    from bridgevla.training.loop import trainer_rank
 
     cfg = load_job_config(args.config, list(args.overrides) + _flag_overrides(args, {"out": "train.out_dir"}))
     result = run_training(cfg, resume=args.resume)
-    print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_second:.2f} steps/s); "
-          f"final loss {result.final_loss:.4f}; policy saved to {Path(cfg.train.out_dir) / 'policy'}")
+    if trainer_rank() == 0:  # every torchrun rank runs this; only rank 0 saved the policy
+        print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_second:.2f} steps/s); "
+              f"final loss {result.final_loss:.4f}; policy saved to {Path(cfg.train.out_dir) / 'policy'}")
     return 0
 
 
@@ -50,8 +59,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     flags = _flag_overrides(args, {"benchmark": "benchmark", "checkpoint": "checkpoint", "tasks": "tasks",
                                    "episodes": "episodes", "seeds": "seeds", "agents": "agents",
                                    "workers": "workers", "out": "out_dir", "ray_address": "ray_address"})
-    cfg = load_config(EvalConfig, args.config, list(args.overrides) + flags)
-    records = evaluate(cfg)
+    overrides = list(args.overrides) + flags
+    cfg = load_config(EvalConfig, args.config, overrides)
+    allow = code_allowed("benchmark", cfg.benchmark, set(), args.config, overrides, args.allow_code)
+    records = evaluate(cfg, allow_code=allow)
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate", records=records)
     failures = write_failures(records, cfg.out_dir)
@@ -67,12 +78,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_keypose_eval(args: argparse.Namespace) -> int:
-    from bridgevla.evaluation.keypose_eval import KeyposeEvalConfig, markdown, run
+    from bridgevla.evaluation.keypose_eval import KeyposeEvalConfig, evaluate_checkpoint, markdown, write_results
 
     flags = _flag_overrides(args, {"checkpoint": "checkpoint", "data": "data", "tasks": "tasks", "out": "out"})
     cfg = load_config(KeyposeEvalConfig, args.config, list(args.overrides) + flags)
-    results = run(cfg)
-    print(markdown(results, cfg))
+    results = evaluate_checkpoint(cfg)  # checks that cfg.out is writable before the long part
+    print(markdown(results, cfg), flush=True)  # on the screen first: a failing write cannot lose them
+    write_results(cfg, results)
     if cfg.out:
         print(f"results: {cfg.out}")
     return 0
@@ -86,9 +98,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                                    "seed": "seed", "agent": "agent", "out": "out"})
     if args.serve:
         flags.append("serve=true")
-    cfg = load_config(InspectConfig, args.config, list(args.overrides) + flags)
+    overrides = list(args.overrides) + flags
+    cfg = load_config(InspectConfig, args.config, overrides)
+    allow = code_allowed("benchmark", cfg.benchmark, set(), args.config, overrides, args.allow_code)
     log = RerunEpisodeLog(cfg.out, cfg.serve, cfg.grpc_port, cfg.web_port, cfg.open_browser)
-    record = run_inspect(cfg, log)
+    record = run_inspect(cfg, log, allow_code=allow)
     if not cfg.serve:
         log.close()
     outcome = "success" if record.get("success") else f"failure ({record.get('error') or 'not solved'})"
@@ -109,6 +123,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             pass
         log.close()
     return 0
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Validate a dataset folder; exit 0 when clean, 1 when any file is bad (each one printed)."""
+    from benchmarks.dataset_check import check_dataset
+    from rendering import SceneBounds
+
+    bounds = None
+    if args.bounds:
+        try:
+            bounds = SceneBounds.from_list([float(v) for v in args.bounds.split(",")])
+        except ValueError as e:
+            raise ConfigError(f"--bounds: {e}") from e
+    elif args.config:
+        from bridgevla.training.job import load_job_config
+
+        bounds = SceneBounds.from_list(load_job_config(args.config, []).model.bounds)
+    tasks = [t for t in (args.tasks or "").split(",") if t] or None
+    report = check_dataset(args.dir, tasks, bounds, args.max_outside, images=not args.no_images, progress=True)
+    print(report.text(limit=args.limit))
+    return 0 if report.ok else 1
 
 
 def cmd_bench_data(args: argparse.Namespace) -> int:
@@ -221,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", dest="ray_address",
                    help="fan episodes out over Ray: auto (running cluster), local, or ray://host:port")
     p.add_argument("--out", help="output folder (episodes.jsonl, results.*)")
+    p.add_argument("--allow-code", action="store_true", help="let a module:factory benchmark named in --config be "
+                                                             "imported and run")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("keypose-eval", help="offline keypose accuracy on held-out demos, no simulator "
@@ -243,7 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", help="policy (default), expert or random")
     p.add_argument("--out", help="the .rrd file to write (default runs/inspect/episode.rrd)")
     p.add_argument("--serve", action="store_true", help="also stream live to a local web viewer, until Ctrl-C")
+    p.add_argument("--allow-code", action="store_true", help="let a module:factory benchmark named in --config be "
+                                                             "imported and run")
     p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("data", help="dataset tools: `bridgevla data check DIR` validates every file")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("check", help="validate every file of a dataset folder (docs/dataset.md); exit 1 if any "
+                                          "is bad")
+    q.add_argument("dir", help="a dataset folder (bridgevla generate --out)")
+    q.add_argument("--tasks", help="comma-separated task folders (default: all)")
+    q.add_argument("--bounds", help="xmin,ymin,zmin,xmax,ymax,zmax: report keyposes outside these scene bounds")
+    q.add_argument("--config", help="a training YAML: take the scene bounds from its model.bounds")
+    q.add_argument("--max-outside", type=float, default=0.05, help="metres a keypose may lie outside the bounds "
+                                                                   "before it is an error (default 0.05)")
+    q.add_argument("--no-images", action="store_true", help="skip decoding every PNG (checksums still cover them)")
+    q.add_argument("--limit", type=int, default=200, help="problems printed at most")
+    q.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("bench-data", help="measure the data pipeline's samples/s")
     _add_common(p)
@@ -283,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"bridgevla {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system said no (permissions, a full disk): named, not a traceback
+        print(f"bridgevla {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

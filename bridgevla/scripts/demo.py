@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmarks.fileio import atomic_write_json
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.training.config import OptimConfig, TrainConfig
 from bridgevla.training.job import TrainJobConfig
@@ -163,11 +164,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     table = markdown_table(summary)
     result = success_json(summary, "policy") if "policy" in summary else {}
     json_path = out / "demo_results.json"
-    json_path.write_text(json.dumps(result, indent=1))
+    atomic_write_json(json_path, result)
     run_info = {"minutes": {k.removesuffix("_s"): round(v / 60, 2) for k, v in timings.items()}, "steps": steps,
                 "complete": all(p["complete"] for p in steps.values()), "machine": platform.processor()
                 or platform.machine(), "cpus": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0]}
-    (out / "demo_run.json").write_text(json.dumps(run_info, indent=1))
+    atomic_write_json(out / "demo_run.json", run_info)
     print("\n" + table)
     print(failures["md"].read_text())
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
@@ -189,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 2
-    Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(cfg.out_dir) / "demo_config.json").write_text(json.dumps(to_dict(cfg), indent=1))
+    atomic_write_json(Path(cfg.out_dir) / "demo_config.json", to_dict(cfg))
     res = run_demo(cfg)
     mean = res["success"].get("mean", 0.0)
     if mean < cfg.min_success:

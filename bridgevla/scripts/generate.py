@@ -8,7 +8,11 @@ plus ``key=value`` overrides into a ``GenerateConfig`` through the one config sy
 simulator starts. It lives here, not in ``benchmarks``, because ``benchmarks`` sits below ``bridgevla`` in the
 import order and the config system is ``bridgevla``'s.
 
-Exit status: 0 when every expert episode succeeded, 1 when any failed its success check, 2 for a configuration error.
+``env`` names a class to import: a ``module:Class`` other than the default that comes only from a ``--config`` file is
+refused unless ``--allow-code`` is given (a config file from elsewhere must not run code unasked).
+
+Exit status: 0 when every expert episode succeeded, 1 when any failed its success check (or the file system refused
+a write), 2 for a configuration error (a wrong key or value, malformed YAML, an unknown task or environment).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generate import GenerateConfig, env_config_type, generate, print_summary
-from bridgevla.configuration import ConfigError, from_dict, load_config
+from benchmarks.generate import DEFAULT_ENV, GenerateConfig, env_config_type, generate, print_summary
+from bridgevla.configuration import ConfigError, code_allowed, from_dict, load_config
 
 
 def resolve_env_config(spec: str, env_config: dict[str, Any] | None) -> Any:
@@ -44,13 +48,16 @@ def parse_args(argv: list[str] | None = None) -> GenerateConfig:
     p.add_argument("--seed-offset", type=int, default=None, help="first episode index / seed")
     p.add_argument("--image-every", type=int, default=None, help="camera images every N ticks")
     p.add_argument("--env", default=None, help="environment as module:Class")
+    p.add_argument("--allow-code", action="store_true", help="let an env module:Class named in --config be imported")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. env_config.image_size=64")
     a = p.parse_args(argv)
     flags = {"tasks": a.tasks, "episodes": a.episodes, "out": a.out, "workers": a.workers,
              "seed_offset": a.seed_offset, "image_every": a.image_every, "env": a.env}
     overrides = list(a.overrides)
     overrides += [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in flags.items() if v is not None]
-    return load_config(GenerateConfig, a.config, overrides)
+    cfg = load_config(GenerateConfig, a.config, overrides)
+    code_allowed("env", cfg.env, {DEFAULT_ENV}, a.config, overrides, a.allow_code)
+    return cfg
 
 
 def run(cfg: GenerateConfig) -> int:
@@ -72,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         print(f"bridgevla generate: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system said no (permissions, a full disk): named, not a traceback
+        print(f"bridgevla generate: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,7 @@ state), ``metrics.jsonl`` and ``tb/`` (losses), ``loss.png`` (curves), ``policy/
 
 from __future__ import annotations
 
-import json
-import os
+import io
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,13 @@ import numpy as np
 import torch
 import yaml
 
-from bridgevla.configuration import load_config, to_dict
+from benchmarks.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from bridgevla.configuration import ConfigError, load_config, to_dict
 from bridgevla.data.augment import AugmentConfig, augment_batch, step_generator
 from bridgevla.data.dataset import DataConfig, KeyframeBatches, KeyframeDataset
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.training.config import FreezeConfig, LoraConfig, OptimConfig, TrainConfig
-from bridgevla.training.loop import Trainer, TrainResult, apply_freezing, apply_lora, resolve_device
+from bridgevla.training.loop import Trainer, TrainResult, apply_freezing, apply_lora, resolve_device, trainer_rank
 from rendering import SceneBounds
 
 
@@ -66,6 +66,18 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def read_saved_config(path: Path) -> dict[str, Any]:
+    """The resolved config a run saved (``config.yaml``), or :class:`ConfigError` naming the file if it is damaged."""
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--resume: {path} is not readable YAML ({type(e).__name__}: {e}); restore it or remove "
+                          "it to resume with the current settings") from e
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--resume: {path} does not hold a config mapping")
+    return saved
 
 
 def check_resume_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
@@ -111,7 +123,7 @@ def plot_loss_curves(metrics_path: Path, png_path: Path, title: str = "training 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = [r for r in read_jsonl(metrics_path, repair=False).records if isinstance(r.get("step"), int)]
     if not rows:
         raise ValueError(f"metrics: {metrics_path} holds no rows to plot")
     steps = [r["step"] for r in rows]
@@ -129,8 +141,10 @@ def plot_loss_curves(metrics_path: Path, png_path: Path, title: str = "training 
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(png_path, buf.getvalue())
 
 
 def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -139,17 +153,19 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
     out = Path(cfg.train.out_dir)
     saved_path = out / "config.yaml"
     current = to_dict(cfg)
+    rank = trainer_rank()
     if resume and saved_path.is_file():
-        check_resume_config(yaml.safe_load(saved_path.read_text()), current)
-    # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake.
+        check_resume_config(read_saved_config(saved_path), current)
+    # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake, and a
+    # damaged file must be named now, not at the step that first reads it (KeyframeDataset checks every file).
     dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                              cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
+                              cameras=cfg.model.cameras, memory=cfg.model.memory_markers(),
+                              progress=cfg.train.progress and rank == 0)
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     policy = build_policy(cfg, device)
-    out.mkdir(parents=True, exist_ok=True)
-    saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
-    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        atomic_write_text(saved_path, yaml.safe_dump(current, sort_keys=False))
     source = KeyframeBatches(dataset, cfg.train.batch_size, cfg.train.num_workers, rank=rank)
     prepare = make_prepare(SceneBounds.from_list(cfg.model.bounds), cfg.augment, cfg.train.seed)
     trainer = Trainer(policy, source, cfg.train, cfg.optim, prepare=prepare, job_config=current)
@@ -166,7 +182,7 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
             "data_samples_per_second_while_waiting": round(result.data_samples_per_second, 2),
             "final_loss": result.final_loss, "samples_per_task": dataset.samples_per_task(),
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        atomic_write_json(out / "summary.json", summary)
     return result
 
 

@@ -13,7 +13,6 @@ trainer sees ``WORLD_SIZE`` > 1, joins the process group and wraps the model in 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
@@ -27,8 +26,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from benchmarks.fileio import append_jsonl, read_jsonl
 from bridgevla.training.config import FreezeConfig, LoraConfig, OptimConfig, TrainConfig
-from bridgevla.training.state import latest_checkpoint, load_checkpoint, save_checkpoint
+from bridgevla.training.state import has_checkpoints, load_checkpoint, resumable_checkpoint, save_checkpoint
 
 
 class BatchSource(Protocol):
@@ -110,6 +110,11 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.O
                **impl[optim.implementation])
 
 
+def trainer_rank() -> int:
+    """This process's rank under torchrun (0 alone): only rank 0 writes files and prints results."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else \
@@ -178,7 +183,7 @@ class Trainer:
         self.job_config = job_config or {}
         self.device = resolve_device(cfg.device)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
+        self.rank = trainer_rank()
         if self.world_size > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.model = model.to(self.device)
@@ -216,10 +221,22 @@ class Trainer:
         return {k: float(v.detach()) for k, v in losses.items()}
 
     def _resume(self) -> int:
-        ckpt = latest_checkpoint(self.ckpt_dir)
-        if ckpt is None:
+        """Load the newest valid checkpoint (0: none). Rank 0 verifies the checksums, quarantines corrupted ones and
+        tells the other ranks which step to load, so every rank resumes from the same, verified state."""
+        step = -1
+        if self.is_main:
+            point = resumable_checkpoint(self.ckpt_dir)
+            for path, reason in point.skipped:
+                tqdm.write(f"skipped checkpoint {path.name}: {reason}")
+            step = 0 if point.directory is None else int(point.directory.name.split("_")[1])
+        if self.world_size > 1:
+            t = torch.tensor([step], dtype=torch.long, device=self.device)
+            dist.broadcast(t, src=0)
+            step = int(t.item())
+        if step == 0:
             return 0
-        loaded = load_checkpoint(ckpt, self.model, self.optimizer)
+        loaded = load_checkpoint(self.ckpt_dir / f"step_{step:07d}", self.model, self.optimizer,
+                                 verify=False)  # rank 0 has just verified every file
         return loaded.step
 
     def _save(self, step: int) -> None:
@@ -233,7 +250,7 @@ class Trainer:
             on_step: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
         """Train to ``cfg.steps``. ``resume`` continues from the latest checkpoint in ``out_dir`` (a fresh start when
         there is none). ``stop_after`` ends early after that optimizer step (tests use it to simulate a kill)."""
-        if not resume and latest_checkpoint(self.ckpt_dir) is not None:
+        if not resume and has_checkpoints(self.ckpt_dir):
             raise ValueError(f"train.out_dir: {self.out_dir} already holds checkpoints; pass --resume to continue "
                              "or choose another out_dir")
         start = self._resume() if resume else 0
@@ -289,7 +306,8 @@ class Trainer:
                 history.append(row)
                 if self.is_main:
                     with metrics_path.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
+                        # Neither fsync'd nor checksummed: the checkpoint, not the log, is the resume point.
+                        append_jsonl(f, row, durable=False, checksum=False)
                     if writer is not None:
                         for k, v in row.items():
                             if k != "step":
@@ -330,9 +348,10 @@ def _batch_len(batch: Any) -> int:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep only metric rows up to ``step``: rows a killed run wrote past its last checkpoint are replayed."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if json.loads(r)["step"] <= step]
-    path.write_text("".join(r + "\n" for r in kept))
+    """Keep only metric rows up to ``step``: rows a killed run wrote past its last checkpoint are replayed. The file
+    is replaced atomically; unreadable lines are quarantined in ``metrics.jsonl.rejected`` (``read_jsonl``)."""
+    def keep(row: Any) -> bool:
+        s = row.get("step") if isinstance(row, dict) else None
+        return not isinstance(s, int) or s <= step  # a row without a step is not ours to judge: kept
+
+    read_jsonl(path, keep=keep)

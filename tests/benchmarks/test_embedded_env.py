@@ -91,6 +91,23 @@ def test_invalid_keypose_ends_the_episode_as_a_failure(env, keypose, reason):
     assert done and not success and "error" in info
 
 
+def test_keyposes_outside_the_workspace_are_refused_with_requested_vs_allowed_or_clamped(env):
+    """30 cm outside: refused, the error quoting the position asked for (not a clipped one) and the box. 1 cm
+    outside: clamped onto the box (within workspace_tolerance) and reported in info."""
+    env.reset("lift_block", 0, 0)
+    q = top_down(0.0)
+    _, success, done, info = env.step(Keypose([0.2, 0.0, 1.9], q, True, True))
+    assert done and not success
+    assert "requested position (0.200, 0.000, 1.900)" in info["error"]
+    assert "(-0.300, -0.500, 0.600)..(0.700, 0.500, 1.600)" in info["error"]
+    assert env.workspace().hi == (0.7, 0.5, 1.6)
+    env.reset("lift_block", 0, 0)
+    _, _, done, info = env.step(Keypose([0.2, 0.51, 1.0], q, True, True))
+    assert "error" not in info and not done
+    assert info["clamped"]["requested"] == pytest.approx([0.2, 0.51, 1.0])
+    assert info["clamped"]["executed"] == pytest.approx([0.2, 0.5, 1.0])
+
+
 def test_ignore_collisions_lets_the_same_keypose_through(env):
     env.reset("lift_block", 0, 0)
     _, _, done, info = env.step(Keypose([0.2, 0.0, 0.755], top_down(0.0), True, True))

@@ -99,9 +99,18 @@ def test_expert_report_writes_resumes_and_flags_failures(tmp_path, capsys):
     # A rerun with more seeds only runs the missing ones.
     assert expert_report.main(["--seeds", "3", "--tasks", "slide_block", "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 3
-    # A recorded failure makes the exit status non-zero.
-    rows = out.read_text().splitlines()
-    out.write_text("\n".join(rows[:-1] + [rows[-1].replace('"success": true', '"success": false')]) + "\n")
+    # A recorded failure makes the exit status non-zero (a hand edit breaks the line's checksum: it would be
+    # quarantined and re-run, so the failure is written as a proper record).
+    from benchmarks.fileio import read_jsonl, write_jsonl
+
+    rows = read_jsonl(out).records
+    write_jsonl(out, rows[:-1] + [{**rows[-1], "success": False}])
     assert expert_report.main(["--seeds", "3", "--tasks", "slide_block", "--out", str(out)]) == 1
+    # A torn last line (a kill mid-write) is quarantined and its episode re-run, not a crash.
+    with out.open("a") as f:
+        f.write('{"task": "slide_block", "se')
+    assert expert_report.main(["--seeds", "3", "--tasks", "slide_block", "--out", str(out)]) == 1
+    assert (tmp_path / "report.jsonl.rejected").read_text() == '{"task": "slide_block", "se\n'
+    assert len(out.read_text().splitlines()) == 3
     with pytest.raises(ValueError, match="tasks"):
         expert_report.main(["--tasks", "nope", "--out", str(out)])

@@ -111,6 +111,28 @@ def test_bad_settings_name_the_key(tmp_path, capsys):
         generate(GenerateConfig(env=FAKE, env_config={"image_size": 3}, out=str(tmp_path)))
 
 
+def test_config_file_errors_exit_2_in_one_line_and_code_needs_consent(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("episodes: 2\ntasks: [a, b\n")
+    assert run(tmp_path, "--config", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.yaml is not valid YAML at line" in err
+    bad.write_text("tasks: {a: 1}\n")  # a mapping where a list belongs
+    assert run(tmp_path, "--config", str(bad)) == 2 and "tasks" in capsys.readouterr().err
+    # A config file that names code to import is refused unless asked for; typed on the command line it runs.
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text(f"env: {FAKE}\ntasks: [reach_fake]\nepisodes: 1\n")
+    out = ["--out", str(tmp_path / "demos")]
+    assert main(["--config", str(cfg), *out]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-code" in err and FAKE in err
+    assert main(["--config", str(cfg), "--allow-code", *out]) == 0
+    assert main(["--config", str(cfg), "--env", FAKE, *out]) == 0
+    cfg.write_text("env: os:system\n")
+    assert main(["--config", str(cfg), *out]) == 2  # never imported, never called
+    assert "--allow-code" in capsys.readouterr().err
+
+
 def test_env_config_fills_the_env_config_dataclass():
     pytest.importorskip("benchmarks.embedded")
     spec = "benchmarks.embedded:EmbeddedEnv"

@@ -288,3 +288,10 @@ def test_box_targets_peak_scores_inside_its_box():
     valid = torch.ones(16, 1, dtype=torch.bool)
     out = box_grounding(box_centre_targets(boxes, valid, 32), boxes, valid)
     assert bool(out["inside"].all()) and float(out["distance_px"].max()) <= math.sqrt(0.5) + 1e-6
+
+
+def test_non_finite_heatmaps_are_refused_by_name():
+    h = torch.full((1, 3, 8, 8), 1.0 / 64)
+    h[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        fuse_heatmaps(h, 8)

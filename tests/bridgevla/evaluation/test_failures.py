@@ -29,6 +29,10 @@ def test_each_message_gets_its_category():
         "env: RuntimeError: segfault-ish": "simulator error",
         "internal error: KeyError: 'x'": "simulator error",
         "keypose position [1.5, 0, 1] is outside the workspace": "outside the workspace",
+        # the runner's guard message, verbatim in form (benchmarks.protocol.WorkspaceGuard)
+        "invalid keypose: keypose outside the workspace: requested position [0.9, 0, 1] lies 0.200 m outside the "
+        "allowed box [-0.3, -0.5, 0.6]..[0.7, 0.5, 1.6] (tolerance 0.02 m)": "outside the workspace",
+        "invalid keypose: keypose has non-finite values: position [nan, 0, 1]": "invalid keypose",
         "something nobody expected": "other error",
         # the CoppeliaSim harnesses' messages (benchmarks/rlbench/harness.py, the runner's restarts)
         "IKError: no IK solution found": "unreachable (no IK solution)",

@@ -99,7 +99,7 @@ def _strip(records):
 
 
 def test_expert_succeeds_random_fails_and_episodes_are_laid_out_as_documented(tmp_path):
-    recs = evaluate(_cfg(tmp_path))
+    recs = evaluate(_cfg(tmp_path), allow_code=True)
     assert len(recs) == 2 * 3 * 2 * 4
     assert all(r["success"] for r in recs if r["agent"] == "expert")
     assert not any(r["success"] for r in recs if r["agent"] == "random")
@@ -116,22 +116,23 @@ def test_expert_succeeds_random_fails_and_episodes_are_laid_out_as_documented(tm
 def test_a_killed_evaluation_resumes_without_redoing_finished_episodes(tmp_path):
     cfg = _cfg(tmp_path, env={"log": str(tmp_path / "resets.log"), "crash_on_reset": 10})
     with pytest.raises(KeyboardInterrupt):
-        evaluate(cfg)
+        evaluate(cfg, allow_code=True)
     finished = read_done(tmp_path / "ev" / EPISODES_FILE)
     assert len(finished) == 9
     with (tmp_path / "ev" / EPISODES_FILE).open("a") as f:
         f.write('{"agent": "expert", "task": "reac')  # torn line from a kill mid-write
-    recs = evaluate(_cfg(tmp_path))
+    recs = evaluate(_cfg(tmp_path), allow_code=True)
     assert len(recs) == 48
     resets = (tmp_path / "resets.log").read_text().splitlines()
     assert len(resets) == 48  # 9 before the kill + 39 after: nothing finished was redone
-    assert _strip(recs) == _strip(evaluate(_cfg(tmp_path / "fresh")))
+    assert _strip(recs) == _strip(evaluate(_cfg(tmp_path / "fresh"), allow_code=True))
     assert len((tmp_path / "ev" / EPISODES_FILE).read_text().splitlines()) == 48
 
 
 def test_parallel_workers_give_the_same_records_as_one_process(tmp_path):
-    one = evaluate(_cfg(tmp_path / "a", episodes=2, seeds=[0], agents=["expert", "random"]))
-    two = evaluate(_cfg(tmp_path / "b", episodes=2, seeds=[0], agents=["expert", "random"], workers=2))
+    one = evaluate(_cfg(tmp_path / "a", episodes=2, seeds=[0], agents=["expert", "random"]), allow_code=True)
+    two = evaluate(_cfg(tmp_path / "b", episodes=2, seeds=[0], agents=["expert", "random"], workers=2),
+                   allow_code=True)
     assert _strip(one) == _strip(two)
 
 
@@ -142,14 +143,14 @@ def test_invalid_and_crashing_agents_fail_their_episodes(tmp_path, monkeypatch):
         return Keypose([math.nan, 0, 1], [0, 0, 0, 1], True, True)
 
     monkeypatch.setattr(agents.RandomKeyposeAgent, "act", nan_act)
-    recs = evaluate(_cfg(tmp_path, agents=["random"], episodes=1, seeds=[0]))
+    recs = evaluate(_cfg(tmp_path, agents=["random"], episodes=1, seeds=[0]), allow_code=True)
     assert all(not r["success"] and r["error"].startswith("invalid keypose") for r in recs)
 
     def boom(self, obs):
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(agents.RandomKeyposeAgent, "act", boom)
-    recs = evaluate(_cfg(tmp_path / "2", agents=["random"], episodes=1, seeds=[0]))
+    recs = evaluate(_cfg(tmp_path / "2", agents=["random"], episodes=1, seeds=[0]), allow_code=True)
     assert all(r["error"] == "agent: RuntimeError: kaboom" for r in recs)
 
 
@@ -198,8 +199,42 @@ def test_unknown_benchmark_task_or_missing_expert_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="benchmark"):
         evaluate(_cfg(tmp_path, benchmark="nope"))
     with pytest.raises(ValueError, match="benchmark"):
-        evaluate(_cfg(tmp_path, benchmark="tests.bridgevla.evaluation.test_runner:missing"))
+        evaluate(_cfg(tmp_path, benchmark="tests.bridgevla.evaluation.test_runner:missing"), allow_code=True)
     with pytest.raises(ValueError, match="eval.tasks"):
-        evaluate(_cfg(tmp_path, tasks=["fly"]))
+        evaluate(_cfg(tmp_path, tasks=["fly"]), allow_code=True)
     with pytest.raises(ValueError, match="expert"):
-        evaluate(_cfg(tmp_path, env={"no_expert": True}))
+        evaluate(_cfg(tmp_path, env={"no_expert": True}), allow_code=True)
+    # module:factory runs code: refused unless asked for, before anything is imported.
+    with pytest.raises(ValueError, match="allow-code"):
+        evaluate(_cfg(tmp_path))
+
+
+def test_resume_never_drops_unknown_valid_lines_and_quarantines_corrupt_ones(tmp_path):
+    cfg = _cfg(tmp_path, agents=["expert"], episodes=2, seeds=[0])
+    evaluate(cfg, allow_code=True)
+    path = tmp_path / "ev" / EPISODES_FILE
+    lines = path.read_text().splitlines()
+    corrupted = lines[1].replace('"success": true', '"success": tru3')
+    note = '{"comment": "appended by a human", "agent": "expert"}'
+    path.write_text("\n".join([lines[0], note, corrupted, *lines[2:]]) + "\n")
+    with pytest.warns(UserWarning, match="1 unreadable line"):
+        recs = evaluate(cfg, allow_code=True)
+    after = path.read_text().splitlines()
+    assert note in after and lines[0] in after  # nothing valid is dropped
+    assert (tmp_path / "ev" / (EPISODES_FILE + ".rejected")).read_text() == corrupted + "\n"
+    assert len(recs) == 6 and len(after) == 7  # the corrupted episode was re-run and appended
+
+
+def test_keyposes_outside_the_workspace_fail_the_episode_quoting_requested_vs_allowed(tmp_path, monkeypatch):
+    import bridgevla.evaluation.agents as agents
+
+    far = lambda self, obs: Keypose([0.2, 0.0, 1.9], [0, 0, 0, 1], True, True)  # noqa: E731 - 30 cm above
+    monkeypatch.setattr(agents.RandomKeyposeAgent, "act", far)
+    recs = evaluate(_cfg(tmp_path, agents=["random"], episodes=1, seeds=[0]), allow_code=True)
+    assert all("requested position (0.200, 0.000, 1.900)" in r["error"] for r in recs)
+    assert all("(-0.300, -0.500, 0.600)..(0.700, 0.500, 1.600)" in r["error"] for r in recs)
+    near = lambda self, obs: Keypose([0.2, 0.0, 0.59], [0, 0, 0, 1], True, True)  # noqa: E731 - 1 cm below
+    monkeypatch.setattr(agents.RandomKeyposeAgent, "act", near)
+    recs = evaluate(_cfg(tmp_path / "2", agents=["random"], episodes=1, seeds=[0], max_keyposes=2), allow_code=True)
+    # Clamped to z = 0.6, which FakeEnv still calls below the table (z < 0.7): a failure the env reports, not the guard.
+    assert all(r["clamped"] == 1 and r["error"] == "below the table" for r in recs)

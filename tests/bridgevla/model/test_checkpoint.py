@@ -201,3 +201,58 @@ def test_runtime_settings_can_be_overridden_on_load(saved, batch):
     torch.testing.assert_close(pa.heatmaps[1], pb.heatmaps[1], atol=1e-6, rtol=1e-5)  # the same maths
     with pytest.raises(ValueError, match="runtime settings"):
         BridgeVLAPolicy.from_pretrained(path, image_size=32)
+
+
+def _craft(saved, tmp_path, name, edit):
+    """A copy of the saved policy with ``edit(path)`` applied and a *valid* manifest: what a checkpoint from
+    elsewhere looks like (the manifest proves integrity, not intent)."""
+    from bridgevla.model.checkpoint import write_manifest
+
+    path = _copy(saved[1], tmp_path / name)
+    edit(path)
+    write_manifest(path)
+    return path
+
+
+def _edit_json(name, fn):
+    def edit(path):
+        data = json.loads((path / name).read_text())
+        fn(data)
+        (path / name).write_text(json.dumps(data))
+    return edit
+
+
+@pytest.mark.parametrize(("name", "fn", "match"), [
+    ("config.json", lambda d: d.update(vocab_size=10**12), "vocab_size"),
+    ("config.json", lambda d: d.update(bounds={"x": 1}), "bounds"),
+    ("config.json", lambda d: d.update(extra_channels={"depth": 1}), "extra_channels"),
+    ("config.json", lambda d: d.update(text_layers=[2]), "text_layers"),
+    ("backbone_config.json", lambda d: d["text_config"].update(vocab_size=10**12), "vocab_size"),
+    ("backbone_config.json", lambda d: d["vision_config"].update(hidden_size=10**9), "vision_hidden_size"),
+    ("backbone_config.json", lambda d: d.update(text_config=[1, 2]), "text_config"),
+])
+def test_crafted_configs_are_refused_before_anything_is_allocated(saved, tmp_path, name, fn, match):
+    path = _craft(saved, tmp_path, "p", _edit_json(name, fn))
+    with pytest.raises(CheckpointError, match=match):
+        BridgeVLAPolicy.from_pretrained(path)
+
+
+def test_nan_weights_are_refused_by_name(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    def edit(path):
+        state = load_file(str(path / "model.safetensors"))
+        key = next(k for k in state if k.startswith("heatmap_head."))
+        state[key][...] = float("nan")
+        save_file(state, str(path / "model.safetensors"), metadata={"format": "bridgevla-policy"})
+
+    path = _craft(saved, tmp_path, "p", edit)
+    with pytest.raises(CheckpointError, match=r"non-finite \(NaN/inf\) weights in \['heatmap_head\."):
+        BridgeVLAPolicy.from_pretrained(path)
+
+
+def test_an_interrupted_save_points_to_the_previous_policy(saved, tmp_path):
+    path = _copy(saved[1], tmp_path / "policy")
+    path.rename(tmp_path / "policy.old")  # killed between moving the old policy aside and renaming the new one in
+    with pytest.raises(CheckpointError, match="previous policy is in .*policy.old"):
+        BridgeVLAPolicy.from_pretrained(path)

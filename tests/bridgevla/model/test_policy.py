@@ -146,12 +146,19 @@ def test_act_single_and_batched_match_predict(policy):
     assert pred.views[0].shape[0] == 2
 
 
-def test_act_warns_on_an_empty_cloud(policy):
+def test_act_refuses_an_observation_without_usable_points(policy):
+    """No keypose is guessed from an empty picture: each cause is an error naming it."""
     obs = overhead_observation()
     obs.cameras["overhead"].extrinsics[:3, 3] = (10.0, 10.0, 10.0)  # the whole cloud leaves the bounds
-    with pytest.warns(UserWarning, match="no points inside the scene bounds"):
-        key = policy.act(obs)
-    assert np.isfinite(key.position).all()
+    with pytest.raises(ValueError, match=r"observation\[0\] has no usable points: none of the 1018 points .* inside"):
+        policy.act(obs)
+    obs = overhead_observation()
+    obs.cameras["overhead"].depth[:] = np.nan
+    with pytest.raises(ValueError, match=r"observation\[1\] .*none of the 1024 pixels .* has a depth"):
+        policy.act([overhead_observation(), obs])
+    obs.cameras.clear()
+    with pytest.raises(ValueError, match="has no cameras"):
+        policy.act(obs)
 
 
 def test_act_rejects_bad_input(policy):
@@ -359,3 +366,28 @@ def test_activation_checkpointing_gives_the_same_gradients_with_the_reference_fr
     assert layer and all(grads[1][n] is not None and grads[1][n].abs().sum() > 0 for n in layer)
     for n, g in grads[0].items():
         torch.testing.assert_close(grads[1][n], g, atol=1e-5, rtol=1e-4)
+
+
+def test_decoded_positions_are_clamped_into_the_bounds_and_the_request_kept():
+    """Bounds flatter than the cube: a point the heatmaps put above them comes out on their top face, and the
+    unclamped request is reported alongside."""
+    from rendering import euler_to_quaternion
+
+    policy = tiny_policy(seed=5, bounds=[0.0, 0.0, 0.0, 1.0, 1.0, 0.2])
+    position = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)  # cube z = 0.8: inside the cube, not the bounds
+    _oracle(policy, position, euler_to_quaternion(torch.zeros(1, 3, dtype=torch.float64)))
+    sample = tabletop_samples(1, seed=0, table_points=200, points_per_object=20)[0]
+    pred = policy.predict(collate([sample]))
+    assert (pred.requested_position.double() - position).norm() < 0.01
+    np.testing.assert_allclose(pred.position[0].numpy(), [0.5, 0.5, 0.2], atol=0.01)
+    assert pred.position[0, 2].item() <= 0.2 + 1e-6  # float32 rounding of the bound
+    assert pred.keyposes()[0].position[2] <= 0.2 + 1e-6
+
+
+def test_nan_weights_give_a_clear_error_not_an_index_error():
+    policy = tiny_policy(seed=1)
+    with torch.no_grad():
+        for p in policy.heatmap_head.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ValueError, match="non-finite stage 1 heatmap logits"):
+        policy.act(overhead_observation())

@@ -72,3 +72,43 @@ def test_bad_arguments(tok):
         encode_prompts(tok, ["a"], 0, 4, 8)
     with pytest.raises(ValueError, match="vocab_size"):
         build_offline_tokenizer(vocab_size=10)
+
+
+@pytest.mark.parametrize("markup", [IMAGE, "<eos>", "<pad>", "<bos>", "<unk>", "<image><image>", "<bos>\n<eos>"])
+def test_control_tokens_typed_in_an_instruction_are_plain_text(tok, markup):
+    ids, attn = encode_prompts(tok, [f"pick {markup} the red block"], num_images=3, tokens_per_image=4,
+                               max_text_tokens=64)
+    n_img = 3 * 4
+    assert (ids[0] == image_token_id(tok)).sum().item() == n_img  # exactly the image slots, no injected one
+    text = ids[0, n_img + 1:][attn[0, n_img + 1:].bool()].tolist()
+    assert not set(text) & set(tok.all_special_ids)
+    assert tok.decode(text) == f"pick {markup} the red block\n"  # the characters survive as written
+
+
+@pytest.mark.parametrize(("instructions", "match"), [
+    ([""], r"instructions\[0\] is empty"), (["ok", "   \n"], r"instructions\[1\] is empty"),
+    (["bad \udcff byte"], r"instructions\[0\] is not valid UTF-8"), ([b"bytes"], r"instructions\[0\] is bytes"),
+    ([3], r"instructions\[0\] must be a string"), ([], "must not be empty"),
+])
+def test_bad_instructions_are_named(tok, instructions, match):
+    with pytest.raises(ValueError, match=match):
+        encode_prompts(tok, instructions, 3, 4, 8)
+
+
+_SPECIAL_TEXT = st.sampled_from([IMAGE, "<eos>", "<pad>", "<bos>", "<unk>", "<", ">", "image", "\udcff"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=6), _SPECIAL_TEXT), min_size=1, max_size=6).map("".join)
+       .filter(lambda s: s.strip()))
+def test_no_text_ever_becomes_a_control_token(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(ValueError, match="UTF-8"):
+            encode_prompts(_TOK, [text], 1, 2, 256)
+        return
+    ids, attn = encode_prompts(_TOK, [text], 1, 2, 256)
+    assert (ids[0] == image_token_id(_TOK)).sum().item() == 2 and ids[0, 2].item() == _TOK.bos_token_id
+    body = ids[0, 3:][attn[0, 3:].bool()].tolist()
+    assert not set(body) & set(_TOK.all_special_ids)

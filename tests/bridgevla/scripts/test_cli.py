@@ -141,3 +141,48 @@ def test_inspect_errors_name_the_problem(args, message, tmp_path, monkeypatch, c
     assert main(["inspect", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.rrd").exists()  # nothing written for an episode that could not start
+
+
+def test_a_benchmark_that_names_code_in_a_config_file_needs_allow_code(tmp_path, capsys):
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("benchmark: tests.bridgevla.evaluation.test_runner:make_fake_env\nagents: [random]\n"
+                   "tasks: [reach_red]\nepisodes: 1\nprogress: false\n")
+    assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--allow-code" in err and err.count("\n") == 1
+    assert not (tmp_path / "a" / "episodes.jsonl").exists()
+    assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "b"), "--allow-code"]) == 0
+    assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "c"),
+                 "benchmark=tests.bridgevla.evaluation.test_runner:make_fake_env"]) == 0  # typed: the user asked
+
+
+def test_keypose_eval_refuses_an_unwritable_out_before_evaluating(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["keypose-eval", "--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path),
+               "--out", str(blocker / "results.json")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "file/results.json: cannot write there" in err  # named before the checkpoint is even opened
+
+
+def test_data_check_exits_1_naming_every_bad_file(tmp_path, capsys):
+    from tests.bridgevla.data.test_dataset import write_dataset
+
+    write_dataset(tmp_path, {"reach": 2, "push": 1})
+    assert main(["data", "check", str(tmp_path), "--bounds=-0.3,-0.5,0.6,0.7,0.5,1.6"]) == 0
+    assert "3 episodes" in capsys.readouterr().out
+    png = tmp_path / "reach" / "episode_00001" / "front_rgb" / "5.png"
+    png.write_bytes(png.read_bytes()[:30])
+    (tmp_path / "push" / "episode_00000" / "cameras.npz").write_bytes(b"PK\x03\x04 not really")
+    assert main(["data", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "reach/episode_00001: front_rgb/5.png has 30 bytes" in out and "push/episode_00000: cameras.npz" in out
+    assert main(["data", "check", str(tmp_path), "--bounds", "1,2"]) == 2
+
+
+def test_a_single_seed_or_task_flag_is_a_list(tmp_path):
+    assert main(["eval", "--benchmark", "tests.bridgevla.evaluation.test_runner:make_fake_env", "--agents", "expert",
+                 "--tasks", "reach_red", "--episodes", "1", "--seeds", "3", "--out", str(tmp_path),
+                 "progress=false"]) == 0
+    assert json.loads((tmp_path / "episodes.jsonl").read_text().splitlines()[0])["seed"] == 3

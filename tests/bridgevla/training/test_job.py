@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -69,7 +70,7 @@ def test_eval_of_a_trained_policy_writes_its_table_and_strips(demos, tmp_path):
                      checkpoint=str(tmp_path / "run" / "policy"),
                      agents=["policy"], tasks=["reach_red"], episodes=2, max_keyposes=2, strips=1,
                      out_dir=str(tmp_path / "ev"), progress=False, env={"camera": True})
-    recs = evaluate(cfg)
+    recs = evaluate(cfg, allow_code=True)
     assert len(recs) == 2 and all(r["error"] is None or "agent" not in r["error"] for r in recs)
     strips = sorted((tmp_path / "ev" / "strips").glob("*.png"))
     assert [p.name for p in strips] == ["policy_reach_red_seed0_ep0.png"]  # only the first episode
@@ -148,3 +149,103 @@ def test_cli_train_survives_sigkill(demos, tmp_path):
     a = load_file(str(tmp_path / "full" / "policy" / "model.safetensors"))
     b = load_file(str(out / "policy" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_refuses_a_damaged_dataset_up_front_naming_every_file(tmp_path, capsys):
+    write_dataset(tmp_path / "d", {"reach": 2, "push": 1})
+    png = tmp_path / "d" / "reach" / "episode_00000" / "front_rgb" / "12.png"
+    png.write_bytes(png.read_bytes()[:50])
+    (tmp_path / "d" / "push" / "episode_00000" / "lowdim.npz").unlink()
+    out = tmp_path / "run"
+    args = ["train", *ARGS, f"data.root={tmp_path / 'd'}", f"train.out_dir={out}", "train.steps=2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "reach/episode_00000: front_rgb/12.png" in err and "push/episode_00000: lowdim.npz is missing" in err
+    assert not (out / "checkpoints").exists()  # refused before the first step
+
+
+def _act_of_checkpoint(cfg, step_dir, obs):
+    """act() of the model exactly as training left it (LoRA adapters unmerged, any wrapping): the training
+    checkpoint loaded into a freshly built training model."""
+    from bridgevla.training.job import build_policy
+    from bridgevla.training.state import load_checkpoint
+
+    model = build_policy(cfg, torch.device("cpu"))
+    load_checkpoint(step_dir, model, restore_random=False)
+    model.eval()
+    return model.act(obs, return_prediction=True)
+
+
+@pytest.mark.parametrize("option", [["lora.enabled=true", "lora.rank=4"], ["freeze.vision_tower=true"]],
+                         ids=["lora", "frozen"])
+def test_train_save_from_pretrained_gives_the_same_act(demos, tmp_path, option):
+    """Every training option that changes the saved weights round-trips: train -> save -> from_pretrained acts as
+    the trained model does (LoRA adapters are merged into the saved weights, so a plain policy loads them)."""
+    from bridgevla.model.policy import BridgeVLAPolicy
+    from tests.bridgevla.data.test_dataset import make_episode
+
+    cfg = _cfg(demos, tmp_path, "train.steps=2", "optim.lr=5e-2", *option)
+    run_training(cfg)
+    saved = load_file(str(tmp_path / "policy" / "model.safetensors"))
+    assert not [k for k in saved if "lora_" in k or "base_layer" in k]  # plain parameter names
+    loaded = BridgeVLAPolicy.from_pretrained(tmp_path / "policy")
+    obs = make_episode("reach", 0, [5], [0, 5], 6).frame(0)
+    want_kp, want = _act_of_checkpoint(cfg, tmp_path / "checkpoints" / "step_0000002", obs)
+    got_kp, got = loaded.act(obs, return_prediction=True)
+    for a, b in zip(want.heatmaps, got.heatmaps):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got_kp.position, want_kp.position, atol=1e-6)
+    np.testing.assert_allclose(got_kp.quaternion, want_kp.quaternion, atol=1e-6)
+    assert (got_kp.gripper_open, got_kp.ignore_collisions) == (want_kp.gripper_open, want_kp.ignore_collisions)
+    if "lora" in option[0]:  # the adapters really trained: merging changed the attention weights
+        torch.manual_seed(cfg.train.seed)
+        init = BridgeVLAPolicy(cfg.model).state_dict()
+        k = next(k for k in saved if k.endswith("q_proj.weight"))
+        assert not torch.equal(saved[k], init[k])
+    else:  # the frozen tower was saved exactly as initialised
+        from bridgevla.training.job import build_policy, seed_everything
+
+        seed_everything(cfg.train.seed)
+        init = build_policy(cfg, torch.device("cpu")).state_dict()
+        tower = [k for k in saved if "vision_tower" in k]
+        assert tower and all(torch.equal(saved[k], init[k]) for k in tower)
+
+
+def _ddp_train(rank: int, world: int, port: int, args: list[str], out: str) -> None:
+    import contextlib
+    import io
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(args)
+    Path(out, f"rank{rank}.txt").write_text(f"{rc}\n{buf.getvalue()}")
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_training_saves_once_prints_once_and_round_trips(demos, tmp_path):
+    import socket
+
+    from bridgevla.model.policy import BridgeVLAPolicy
+    from tests.bridgevla.data.test_dataset import make_episode
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    args = ["train", *ARGS, f"data.root={demos}", f"train.out_dir={out}", "train.steps=2", "train.device=cpu"]
+    torch.multiprocessing.spawn(_ddp_train, args=(2, port, args, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+    assert r0.startswith("0\n") and r1.startswith("0\n")
+    assert "policy saved" in r0 and "policy saved" not in r1
+    cfg = load_job_config(None, [*ARGS, f"data.root={demos}", f"train.out_dir={out}", "train.steps=2"])
+    obs = make_episode("reach", 0, [5], [0, 5], 6).frame(0)
+    want, _ = _act_of_checkpoint(cfg, out / "checkpoints" / "step_0000002", obs)
+    got = BridgeVLAPolicy.from_pretrained(out / "policy").act(obs)
+    np.testing.assert_allclose(got.position, want.position, atol=1e-6)
