@@ -19,7 +19,7 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
     ("agent error", re.compile(r"^agent:")),
     ("reset error", re.compile(r"^reset:")),
     # Before "invalid keypose": the workspace guard's refusals read "invalid keypose: keypose outside the workspace".
-    ("outside the workspace", re.compile(r"outside the workspace|outside the (scene )?bounds", re.I)),
+    ("outside the workspace", re.compile(r"outside (of )?(the )?workspace|outside the (scene )?bounds", re.I)),
     ("invalid keypose", re.compile(r"invalid keypose|non-finite|zero norm|quaternion")),
     ("unreachable (no IK solution)", re.compile(r"inverse.kinematics|\bIK\b|IKError|unreachable", re.I)),
     ("keypose in collision", re.compile(r"keypose itself is in collision", re.I)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.protocol import CameraFrame, Keypose, Observation, StepResult
+from rendering import SceneBounds
 
 TASKS = {"reach_fake": 2, "pick_fake": 3, "always_fail_fake": 1}
 BOX_HALF = 0.05  # m
@@ -104,6 +105,11 @@ class FakeDemoEnv:
 
     def expert_keyposes(self) -> list[Keypose]:
         return list(self.plan)
+
+    def workspace(self) -> SceneBounds:
+        """Where this toy world's keyposes live (boxes at |x|, |y| <= 0.4, up to 0.4 m high): the workspace guard
+        checks against it instead of the runner's default (RLBench-sized) bounds."""
+        return SceneBounds((-0.6, -0.6, -0.1), (0.6, 0.6, 1.1))
 
     def start_recording(self, image_every: int = 10) -> None:
         if image_every < 1:
