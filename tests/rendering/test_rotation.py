@@ -47,7 +47,9 @@ def test_euler_roundtrip_and_sign_fix(v):
     q = normalize_quaternion(torch.tensor(v, dtype=torch.float64))
     assert q[3] >= 0
     back = euler_to_quaternion(quaternion_to_euler(q))
-    assert quaternion_angle(back, q).item() < 1e-5
+    # 1e-3 degrees: near gimbal lock (pitch ±90°) the Euler extraction loses digits (hypothesis found 8e-5° at
+    # q = (1, 1e-6, 1, 0)); far from it the round trip is ~1e-12°.
+    assert quaternion_angle(back, q).item() < 1e-3
     # binning moves each Euler angle by at most half a bin (2.5 deg); composing three such rotations moves the
     # result by at most their sum (triangle inequality of the geodesic distance).
     approx = bins_to_quaternion(quaternion_to_bins(q))

@@ -30,11 +30,12 @@ def local_ray():
 
 
 def _lines(path):
-    """JSONL records without their wall-clock time, by episode key."""
+    """JSONL records without their wall-clock time (nor the line checksum, which covers it), by episode key."""
     out = {}
     for line in path.read_text().splitlines():
         r = json.loads(line)
         r.pop("seconds")
+        r.pop("_crc32", None)
         out[(r["agent"], r["task"], r["seed"], r["episode"])] = r
     return out
 
