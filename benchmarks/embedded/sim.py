@@ -38,7 +38,10 @@ class Grasp:
 # never inherits the previous one's perturbation.
 _EPISODE_FIELDS = ("geom_rgba", "geom_matid", "geom_size", "geom_pos", "geom_rbound", "geom_aabb", "geom_friction",
                    "geom_priority", "body_pos", "body_quat", "body_ipos", "body_mass", "body_inertia", "jnt_pos",
-                   "jnt_range", "qpos_spring", "site_pos", "cam_pos", "cam_quat", "light_diffuse")
+                   "jnt_range", "qpos_spring", "site_pos", "cam_pos", "cam_quat", "light_diffuse",
+                   # derived by mj_setConst (refresh_constants) from the fields above
+                   "body_invweight0", "body_subtreemass", "bvh_aabb", "cam_mat0", "cam_pos0", "cam_poscom0", "dof_M0",
+                   "dof_invweight0", "dof_length", "light_poscom0")
 
 
 def _mat_to_quat(m: np.ndarray) -> np.ndarray:
@@ -108,6 +111,12 @@ class Sim:
         if i < 0:
             raise ValueError(f"body {name!r} not in the scene")
         return i
+
+    def refresh_constants(self) -> None:
+        """Recompute the model's derived constants after masses or sizes changed: the constraint solver's
+        per-body inverse weights (stale ones make a re-weighted object explode on contact) and the collision
+        bounding-volume hierarchy (stale boxes miss contacts of a resized object). Uses the scratch data."""
+        mujoco.mj_setConst(self.model, self.scratch)
 
     def scale_of(self, name: str) -> float:
         """The size factor this episode applied to body ``name`` (1.0 when it was not resized)."""

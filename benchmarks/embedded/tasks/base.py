@@ -53,6 +53,11 @@ class Task(ABC):
     @abstractmethod
     def success(self, sim: Sim) -> bool: ...
 
+    def keep_clear(self, sim: Sim) -> np.ndarray:
+        """(K, 2, 2) table-plane segments, beyond the expert's own keypose path, that a distractor must keep away
+        from (e.g. where a held tool sweeps). Called after ``expert``."""
+        return np.zeros((0, 2, 2))
+
     def on_tick(self, sim: Sim) -> None:
         """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
         return None  # noqa: B027 - deliberately optional

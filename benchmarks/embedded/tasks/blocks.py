@@ -188,24 +188,34 @@ class StackBlocks(_Shaped, Task):
         self._n = n
 
     def expert(self, sim: Sim) -> list[Keypose]:
-        base = sim.model.body_pos[sim.body_id("base")].copy()
-        out: list[Keypose] = []
-        half = BLOCK_HALF * sim.scale_of("block0")  # the size factor resizes all blocks alike
-        for i in range(self._n):
-            grasp = _grasp_keyposes(sim, f"block{i}", period=SHAPE_PERIOD[self.SHAPE])
-            # Drop the block 5 mm above the current top of the stack, square with the table axes.
-            place = base + [0, 0, half + 2 * half * i + 0.005]
-            q = top_down(0.0)
-            # Release, then retreat straight up so that the open fingers never brush the stack sideways.
-            out += grasp + [kp(place + [0, 0, 0.1], q, False), kp(place, q, True, True),
-                             kp(place + [0, 0, 0.1], q, True)]
-        return out
+        return stack_keyposes(sim, self._n, SHAPE_PERIOD[self.SHAPE])
 
     def success(self, sim: Sim) -> bool:
-        base = sim.model.body_pos[sim.body_id("base")]
-        pts = np.stack([body_pos(sim, f"block{i}") for i in range(self._n)])
-        on_base = np.max(np.abs(pts[:, :2] - base[:2]), axis=1) < 0.035
-        heights = np.sort(pts[:, 2] - TABLE_TOP)
-        half = BLOCK_HALF * sim.scale_of("block0")
-        levels = np.allclose(heights, half + 2 * half * np.arange(self._n), atol=0.01)
-        return bool(on_base.all() and levels and sim.gripper_open)
+        return stacked(sim, self._n)
+
+
+def stack_keyposes(sim: Sim, n: int, period: float = np.pi / 2) -> list[Keypose]:
+    """Blocks ``block0`` .. ``block{n-1}`` one by one onto the platform ``base``."""
+    base = sim.model.body_pos[sim.body_id("base")].copy()
+    out: list[Keypose] = []
+    half = BLOCK_HALF * sim.scale_of("block0")  # the size factor resizes all blocks alike
+    for i in range(n):
+        grasp = _grasp_keyposes(sim, f"block{i}", period=period)
+        # Drop the block 5 mm above the current top of the stack, square with the table axes.
+        place = base + [0, 0, half + 2 * half * i + 0.005]
+        q = top_down(0.0)
+        # Release, then retreat straight up so that the open fingers never brush the stack sideways.
+        out += grasp + [kp(place + [0, 0, 0.1], q, False), kp(place, q, True, True),
+                         kp(place + [0, 0, 0.1], q, True)]
+    return out
+
+
+def stacked(sim: Sim, n: int) -> bool:
+    """``block0`` .. ``block{n-1}`` stand in a tower on the platform and the gripper has let go."""
+    base = sim.model.body_pos[sim.body_id("base")]
+    pts = np.stack([body_pos(sim, f"block{i}") for i in range(n)])
+    on_base = np.max(np.abs(pts[:, :2] - base[:2]), axis=1) < 0.035
+    heights = np.sort(pts[:, 2] - TABLE_TOP)
+    half = BLOCK_HALF * sim.scale_of("block0")
+    levels = np.allclose(heights, half + 2 * half * np.arange(n), atol=0.01)
+    return bool(on_base.all() and levels and sim.gripper_open)

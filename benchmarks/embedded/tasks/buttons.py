@@ -14,7 +14,7 @@ from benchmarks.protocol import Keypose
 _BASE_H = 0.012  # half-height of the fixed button housing
 _CAP_H = 0.008
 _TRAVEL = 0.02
-_PRESSED = -0.005  # cap displacement that counts as a press
+PRESSED = -0.005  # cap displacement that counts as a press
 _PRESS_DEPTH = 0.014  # how far the expert's fingertips go below the cap's top: +-9 mm of slack either way
 
 
@@ -96,7 +96,7 @@ class PushButtons(Task):
     def on_tick(self, sim: Sim) -> None:
         for i, a in enumerate(self._qadr):
             c = self._colour_of[i]
-            if sim.data.qpos[a] < _PRESSED and c not in self._pressed:
+            if sim.data.qpos[a] < PRESSED and c not in self._pressed:
                 self._pressed.append(c)
 
     def success(self, sim: Sim) -> bool:

@@ -28,7 +28,7 @@ from benchmarks.protocol import Keypose
 DRAWERS = ("bottom", "middle", "top")
 _PULL = 0.15  # how far the expert opens a drawer
 _OPENED = 0.1  # opening that counts as open
-_ITEM_HALF = BLOCK_HALF * 0.8
+ITEM_HALF = BLOCK_HALF * 0.8
 
 
 @dataclass(frozen=True)
@@ -168,21 +168,21 @@ class OpenDrawer(_Cabinet, Task):
         return drawer_opening(sim, self._drawer) > _OPENED
 
 
-def _drop_point(sim: Sim, spec: CabinetSpec, drawer: str, item_half: float) -> np.ndarray:
+def drop_point(sim: Sim, spec: CabinetSpec, drawer: str, item_half: float) -> np.ndarray:
     """Where an item is released: inside the pulled-out part of the drawer, 1 cm above its floor."""
     axis = sim.data.xmat[sim.body_id("cabinet")].reshape(3, 3)[:, 0]
     centre = body_pos(sim, f"drawer_{drawer}") - _PULL * axis  # drawer centre once pulled
     return centre - (spec.depth - 0.045) * axis + [0, 0, -spec.level + 0.012 + item_half + 0.01]
 
 
-def _in_drawer(sim: Sim, spec: CabinetSpec, drawer: str, item: str) -> bool:
+def in_drawer(sim: Sim, spec: CabinetSpec, drawer: str, item: str) -> bool:
     d = sim.body_id(f"drawer_{drawer}")
     local = sim.data.xmat[d].reshape(3, 3).T @ (body_pos(sim, item) - sim.data.xpos[d])
     return bool(abs(local[0]) < spec.depth - 0.02 and abs(local[1]) < spec.width - 0.03
                 and abs(local[2]) < spec.level)
 
 
-def _item_keyposes(sim: Sim, item: str, drop: np.ndarray, q_drop: np.ndarray) -> list[Keypose]:
+def item_keyposes(sim: Sim, item: str, drop: np.ndarray, q_drop: np.ndarray) -> list[Keypose]:
     """Pick ``item`` from the table and release it at ``drop``."""
     p = body_pos(sim, item)
     x_axis = sim.data.xmat[sim.body_id(item)].reshape(3, 3)[:, 0]
@@ -194,7 +194,7 @@ def _item_keyposes(sim: Sim, item: str, drop: np.ndarray, q_drop: np.ndarray) ->
             kp(drop + [0, 0, 0.12], q_drop, True)]
 
 
-def _open_then_release(sim: Sim, drawer: str) -> list[Keypose]:
+def open_then_release(sim: Sim, drawer: str) -> list[Keypose]:
     """Open the drawer and let go of the handle in the same keypose, then back off."""
     out = open_drawer_keyposes(sim, drawer)
     axis = sim.data.xmat[sim.body_id("cabinet")].reshape(3, 3)[:, 0]
@@ -213,7 +213,7 @@ class PutInDrawer(_Cabinet, Task):
     receivers = ("cabinet",)
 
     def objects_xml(self) -> str:
-        return cabinet_xml(self.CABINET) + "\n" + block_xml("item", _ITEM_HALF)
+        return cabinet_xml(self.CABINET) + "\n" + block_xml("item", ITEM_HALF)
 
     def num_variations(self) -> int:
         return len(DRAWERS)
@@ -228,18 +228,21 @@ class PutInDrawer(_Cabinet, Task):
         cab = sim.model.body_pos[sim.body_id("cabinet")]
         # The item lies to one side of the cabinet, between it and the robot.
         side = rng.choice([-1.0, 1.0])
-        xy = np.array([rng.uniform(0.05, 0.15), cab[1] + side * rng.uniform(0.2, 0.28)])
-        place_free(sim, "item", xy, TABLE_TOP + _ITEM_HALF, rng.uniform(-0.5, 0.5))
+        # 7-15 cm beside the cabinet's side wall (the sum keeps the training cabinet's draws bit-identical).
+        x = rng.uniform(0.05, 0.15)
+        beside = rng.uniform(0.2, 0.28) + (self.CABINET.width - TRAIN_CABINET.width)
+        xy = np.array([x, cab[1] + side * beside])
+        place_free(sim, "item", xy, TABLE_TOP + ITEM_HALF, rng.uniform(-0.5, 0.5))
         set_colour(sim, "item", SEEN_COLOURS[int(rng.integers(len(SEEN_COLOURS)))])
         self._drawer = DRAWERS[variation]
 
     def expert(self, sim: Sim) -> list[Keypose]:
-        out = _open_then_release(sim, self._drawer)
+        out = open_then_release(sim, self._drawer)
         axis = sim.data.xmat[sim.body_id("cabinet")].reshape(3, 3)[:, 0]
-        drop = _drop_point(sim, self._spec(sim), self._drawer, _ITEM_HALF * sim.scale_of("item"))
+        drop = drop_point(sim, self._spec(sim), self._drawer, ITEM_HALF * sim.scale_of("item"))
         # Fingers across the drawer: the hand's long side then lies along the drawer front, clear of the handles.
         q_drop = top_down(np.arctan2(axis[1], axis[0]) + np.pi / 2)
-        return out + _item_keyposes(sim, "item", drop, q_drop)
+        return out + item_keyposes(sim, "item", drop, q_drop)
 
     def success(self, sim: Sim) -> bool:
-        return _in_drawer(sim, self._spec(sim), self._drawer, "item") and sim.gripper_open
+        return in_drawer(sim, self._spec(sim), self._drawer, "item") and sim.gripper_open

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.embedded.palette import PEG_RADIUS, SEEN_COLOURS
+from benchmarks.embedded.robot import FINGER_OPEN
 from benchmarks.embedded.scene import TABLE_TOP
 from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks.base import (
@@ -21,6 +22,7 @@ from benchmarks.embedded.tasks.base import (
 from benchmarks.protocol import Keypose
 
 _RING_OUT, _RING_BAR, _RING_H = 0.045, 0.01, 0.01  # outer half-size, bar half-width, half-height
+_FINGER_SPAN = FINGER_OPEN + 0.012  # TCP -> the outer face of an open finger (fingers are 12 mm thick)
 _PEG_H = 0.03  # peg half-height: the top stays below the hand when the ring is lowered around it
 _JAR_R, _JAR_H = 0.035, 0.045
 _LID_R, _LID_H, _KNOB = 0.042, 0.008, 0.012
@@ -82,8 +84,12 @@ class RingOnPeg(Task):
         ring = body_pos(sim, "ring")
         yaw = _yaw(sim, "ring")
         side = np.array([-np.sin(yaw), np.cos(yaw), 0.0])  # ring +y: the bar the gripper takes
-        bar = (_RING_OUT - _RING_BAR) * sim.scale_of("ring")  # ring centre -> the middle of a bar
-        grasp = ring + bar * side
+        s = sim.scale_of("ring")
+        bar = (_RING_OUT - _RING_BAR) * s  # ring centre -> the middle of a bar
+        # The inner open finger descends into the ring's hole; on a small (resized) ring it would land on the
+        # opposite bar, so the TCP aims further out and the closing fingers then centre the bar between them.
+        out = max(0.0, _FINGER_SPAN - (2 * _RING_OUT - 3 * _RING_BAR) * s + 0.004)
+        grasp = ring + (bar + out) * side
         peg = sim.model.body_pos[sim.body_id("peg0")]
         # Keep the ring's yaw: the TCP goes where the bar must be when the ring is centred on the peg.
         place = np.array([peg[0], peg[1], TABLE_TOP + 0.03]) + bar * side
