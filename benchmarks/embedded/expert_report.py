@@ -48,7 +48,11 @@ def run_episode(env: EmbeddedEnv, task: str, seed: int, position_std: float = 0.
                 rotation_std_deg: float = 0.0) -> dict:
     start = time.perf_counter()
     variation = seed % env.variations(task)
-    env.reset(task, variation, seed)
+    try:
+        env.reset(task, variation, seed)
+    except (RuntimeError, ValueError) as e:  # a scene that cannot be built counts as a failed episode, with why
+        return {"task": task, "seed": seed, "variation": variation, "success": False, "keyposes": 0,
+                "error": f"reset: {e}", "seconds": time.perf_counter() - start}
     plan = env.expert_keyposes()
     rng = np.random.default_rng([zlib.crc32(task.encode()), seed, 1])
     if position_std > 0 or rotation_std_deg > 0:

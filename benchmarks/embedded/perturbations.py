@@ -242,6 +242,14 @@ def _surface_texture(sim: Sim, geom: str, rng: np.random.Generator) -> None:
     sim.model.geom_matid[_geom(sim, geom)] = mats[int(rng.integers(len(mats)))]
 
 
+def _background(sim: Sim, rng: np.random.Generator, cfg: PerturbationConfig) -> None:
+    """The floor around the table (all the cameras see of the background) gets a textured light colour: the dark
+    default floor multiplied by a pattern would barely change (COLOSSEUM's background textures are coloured
+    images)."""
+    _surface_texture(sim, "floor", rng)
+    sim.model.geom_rgba[_geom(sim, "floor"), :3] = rng.uniform(cfg.table_colour_lo, cfg.table_colour_hi)
+
+
 def _camera_pose(sim: Sim, task: Task, rng: np.random.Generator, cfg: PerturbationConfig) -> None:
     """Static cameras only: a position offset and an Euler-angle (xyz, world frame) rotation offset each. The
     wrist camera rides on the hand and is left alone; intrinsics (field of view) never change."""
@@ -287,7 +295,7 @@ _APPLY = {
     "light_colour": _light_colour,
     "table_colour": _table_colour,
     "table_texture": lambda sim, t, rng, cfg: _surface_texture(sim, "table", rng),
-    "background_texture": lambda sim, t, rng, cfg: _surface_texture(sim, "floor", rng),
+    "background_texture": lambda sim, t, rng, cfg: _background(sim, rng, cfg),
     "camera_pose": _camera_pose,
     "friction": _friction,
     "mass": _mass,
