@@ -42,11 +42,11 @@ bench:
 	$(PY) -m benchmarks.speed.render
 	$(PY) -m benchmarks.speed.generate
 	$(PY) -m benchmarks.speed.simulation
-	$(PY) -m benchmarks.speed.policy
+	$(PY) -m bridgevla.scripts.speed_policy
 
 # Expert demos for every embedded task into data/demos (resumable; exits 1 if any expert episode fails).
 demos:
-	$(PY) -m benchmarks.generate --out data/demos --episodes $(EPISODES) --workers $(WORKERS)
+	$(PY) -m bridgevla generate --out data/demos --episodes $(EPISODES) --workers $(WORKERS)
 
 # Expert success of every embedded task over 100 seeds (resumable; exits 1 on any failure).
 tasks-report:
@@ -63,8 +63,8 @@ pretrain-heatmap:
 
 # The main job: demos -> train the small preset on CPU -> evaluate with baselines (bridgevla/configs/demo.yaml).
 demo:
-	$(PY) -m bridgevla.demo
+	$(PY) -m bridgevla.scripts.demo
 
 # Evaluate a trained policy (and the baselines) on the embedded benchmark: make eval-embedded CHECKPOINT=dir
 eval-embedded:
-	$(PY) -m bridgevla.cli eval --config bridgevla/configs/eval_embedded.yaml --checkpoint $(CHECKPOINT)
+	$(PY) -m bridgevla.scripts.cli eval --config bridgevla/configs/eval_embedded.yaml --checkpoint $(CHECKPOINT)

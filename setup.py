@@ -41,5 +41,5 @@ setup(
     include_package_data=True,
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["bridgevla=bridgevla.cli:main"]},
+    entry_points={"console_scripts": ["bridgevla=bridgevla.scripts.cli:main"]},
 )

@@ -1,4 +1,4 @@
-"""Expert demo generation: ``python -m benchmarks.generate --tasks … --episodes N --out DIR [--workers K]``.
+"""Expert demo generation (the command line is ``bridgevla generate``, bridgevla/scripts/generate.py).
 
 Episode ``i`` of a task (``i`` from ``seed_offset`` to ``seed_offset + episodes - 1``) is reset with seed ``i`` and
 variation ``i mod (number of variations)``, its scripted expert plan is executed while the env records every control
@@ -10,14 +10,12 @@ exits with status 1 if any expert episode failed its success check.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import json
 import multiprocessing
 import os
 import shutil
-import sys
 import time
 import typing
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,7 +27,6 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.dataset import Episode, episode_dir, is_complete, save_episode
-from bridgevla.configuration import from_dict, load_config
 
 
 @dataclass
@@ -67,20 +64,38 @@ class EpisodeResult:
     seconds: float = 0.0
 
 
-def make_env(spec: str, env_config: dict[str, Any] | None = None) -> Any:
-    """Instantiate ``module:Class``; ``env_config`` fills the dataclass its ``config`` argument is annotated with."""
-    module_name, _, attr = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"env {spec!r} cannot be imported: {e}") from e
-    if not env_config:
-        return cls()
+def env_config_type(spec: str) -> type | None:
+    """The dataclass the ``config`` argument of environment class ``module:Class`` is annotated with (or None)."""
+    cls = _env_class(spec)
     hint = typing.get_type_hints(cls.__init__).get("config")
     candidates = [a for a in (typing.get_args(hint) or (hint,)) if dataclasses.is_dataclass(a)]
-    if not candidates:
+    return candidates[0] if candidates else None
+
+
+def _env_class(spec: str) -> type:
+    module_name, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"env {spec!r} cannot be imported: {e}") from e
+
+
+def make_env(spec: str, env_config: Any = None) -> Any:
+    """Instantiate ``module:Class`` with ``env_config``, an instance of its config dataclass (None: its defaults).
+
+    A mapping from YAML or the command line is turned into that dataclass by the config system first
+    (``bridgevla.scripts.generate.resolve_env_config``): this package sits below ``bridgevla`` and does not parse.
+    """
+    cls = _env_class(spec)
+    if env_config is None or (isinstance(env_config, dict) and not env_config):
+        return cls()
+    expected = env_config_type(spec)
+    if expected is None:
         raise ValueError(f"env_config given but {spec} has no dataclass-typed 'config' argument")
-    return cls(from_dict(candidates[0], env_config, prefix="env_config."))
+    if not isinstance(env_config, expected):
+        raise ValueError(f"env_config must be a {expected.__name__} for {spec}, got {type(env_config).__name__} "
+                         "(a mapping is resolved by bridgevla.scripts.generate.resolve_env_config)")
+    return cls(env_config)
 
 
 def record_episode(env: Any, task: str, index: int, image_every: int) -> tuple[Episode, EpisodeResult]:
@@ -149,7 +164,7 @@ def _set_worker_env(env: Any) -> None:
     _WORKER_ENV = env
 
 
-def _init_worker(spec: str, env_config: dict[str, Any]) -> None:
+def _init_worker(spec: str, env_config: Any) -> None:
     _set_worker_env(make_env(spec, env_config))
 
 
@@ -183,9 +198,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def generate(cfg: GenerateConfig) -> dict[str, dict[str, Any]]:
-    """Run the whole job; returns the per-task summary (also written to ``<out>/summary.json``)."""
-    probe = make_env(cfg.env, cfg.env_config)
+def generate(cfg: GenerateConfig, env_config: Any = None) -> dict[str, dict[str, Any]]:
+    """Run the whole job; returns the per-task summary (also written to ``<out>/summary.json``).
+
+    ``env_config`` is ``cfg.env_config`` resolved into the environment's config dataclass (see :func:`make_env`).
+    """
+    if env_config is None and cfg.env_config:
+        raise ValueError("generate: cfg.env_config is a mapping; pass it resolved as env_config= "
+                         "(bridgevla.scripts.generate.resolve_env_config)")
+    probe = make_env(cfg.env, env_config)
     available = list(probe.tasks())
     tasks = list(cfg.tasks) or available
     unknown = [t for t in tasks if t not in available]
@@ -217,7 +238,7 @@ def generate(cfg: GenerateConfig) -> dict[str, dict[str, Any]]:
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(cfg.env, cfg.env_config)) as pool:
+                                 initargs=(cfg.env, env_config)) as pool:
             futures = [pool.submit(_run_job, str(out), t, i, cfg.image_every) for t, i in todo]
             for fut in as_completed(futures):
                 collect(fut.result())
@@ -256,38 +277,3 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
         print(f"{t:<32} {s['episodes']:>8} {100 * s['success_rate']:>14.1f}% {match:>10}")
         if s["failed_indices"]:
             print(f"  failed episodes: {s['failed_indices']}")
-
-
-def parse_args(argv: list[str] | None = None) -> GenerateConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", type=Path, default=None, help="YAML file with GenerateConfig fields")
-    p.add_argument("--tasks", nargs="+", default=None, help="task names (default: all)")
-    p.add_argument("--episodes", type=int, default=None, help="episodes per task")
-    p.add_argument("--out", default=None, help="output dataset folder")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (spawned)")
-    p.add_argument("--seed-offset", type=int, default=None, help="first episode index / seed")
-    p.add_argument("--image-every", type=int, default=None, help="camera images every N ticks")
-    p.add_argument("--env", default=None, help="environment as module:Class")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. env_config.image_size=64")
-    a = p.parse_args(argv)
-    flags = {"tasks": a.tasks, "episodes": a.episodes, "out": a.out, "workers": a.workers,
-             "seed_offset": a.seed_offset, "image_every": a.image_every, "env": a.env}
-    overrides = list(a.overrides)
-    overrides += [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in flags.items() if v is not None]
-    return load_config(GenerateConfig, a.config, overrides)
-
-
-def main(argv: list[str] | None = None) -> int:
-    # Generation is headless: without this MuJoCo would try a windowed GL context. Set before the env is imported.
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    cfg = parse_args(argv)
-    summary = generate(cfg)
-    print_summary(summary)
-    failed = sum(len(s["failed_indices"]) for s in summary.values())
-    if failed:
-        print(f"{failed} expert episode(s) failed their success check", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

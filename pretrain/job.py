@@ -2,7 +2,7 @@
 
 The policy's own backbone and heatmap head learn to put the stage-1 and stage-2 heatmaps on the object a prompt names
 (``BridgeVLAPolicy.heatmap_terms``, the same losses fine-tuning uses, minus the action head). The loop is
-``bridgevla.train.Trainer``: checkpoints, exact resume, time limit, logs and progress as for fine-tuning.
+``bridgevla.training.loop.Trainer``: checkpoints, exact resume, time limit, logs and progress as for fine-tuning.
 
 Outputs in ``train.out_dir``: ``policy/`` (``save_pretrained``; fine-tuning starts from it with
 ``init.checkpoint=<out_dir>/policy``, which copies the backbone and heatmap head), ``metrics.jsonl``, ``loss.png``,
@@ -21,12 +21,12 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from bridgevla.config import BridgeVLAConfig
 from bridgevla.configuration import load_config, to_dict
-from bridgevla.heads import soft_cross_entropy
-from bridgevla.train import Trainer, TrainResult, resolve_device
-from bridgevla.train_config import OptimConfig, TrainConfig
-from bridgevla.train_job import check_resume_config, plot_loss_curves, seed_everything
+from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.model.heads import soft_cross_entropy
+from bridgevla.training.config import OptimConfig, TrainConfig
+from bridgevla.training.job import check_resume_config, plot_loss_curves, seed_everything
+from bridgevla.training.loop import Trainer, TrainResult, resolve_device
 from pretrain.scenes import SceneBatch, SceneConfig, generate_scenes
 from rendering import fuse_heatmaps, gaussian_targets, project, zoom
 
@@ -151,7 +151,7 @@ def grounding_accuracy(policy: Any, batch: SceneBatch, views: str = "policy") ->
 
 def run_pretraining(cfg: PretrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
     """Pre-train (see module doc). ``resume`` continues the run in ``train.out_dir``."""
-    from bridgevla.policy import BridgeVLAPolicy
+    from bridgevla.model.policy import BridgeVLAPolicy
 
     out = Path(cfg.train.out_dir)
     saved_path = out / "config.yaml"

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from rendering import REFERENCE_BOUNDS, SceneBounds, bins_to_quaternion, cube_to_world
 
 # Prototypical RGB of common colour words (the names RLBench's and our benchmark's variations use, and a few more).
 COLOUR_WORDS: dict[str, tuple[float, float, float]] = {
@@ -196,3 +199,34 @@ def generate_scenes(cfg: SceneConfig, batch_size: int, generator: torch.Generato
                     for i in range(b)]
     return SceneBatch(points=points, colors=colors, mask=mask, target=target, instructions=instructions,
                       centres=centres, present=present, colour_names=names, target_index=target_index)
+
+
+def tabletop_samples(
+    count: int,
+    seed: int = 0,
+    bounds: SceneBounds = REFERENCE_BOUNDS,
+    table_points: int = 4096,
+    points_per_object: int = 400,
+    objects: tuple[int, int] = (3, 3),
+) -> list[dict[str, Any]]:
+    """``count`` scenes as policy training samples in ``collate``'s format (world metres, colours in [0, 1]).
+
+    The same scenes as :func:`generate_scenes`, mapped from the cube to the world through ``bounds``, with random
+    keypose targets: the position is the named object's top-face centre, the rotation a random bin triple with
+    |pitch| < 90° (so Euler bins are canonical), gripper and collision flags random. Used by the policy's tests
+    (overfitting, save/load) and its speed benchmark, where a scene with a known answer and no simulator is needed.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    g = torch.Generator().manual_seed(seed)
+    cfg = SceneConfig(objects=objects, table_points=table_points, points_per_object=points_per_object)
+    scenes = generate_scenes(cfg, count, g)
+    points = cube_to_world(scenes.points, bounds)
+    target = cube_to_world(scenes.target, bounds)
+    bins = torch.stack([torch.randint(0, 72, (count,), generator=g), torch.randint(20, 52, (count,), generator=g),
+                        torch.randint(0, 72, (count,), generator=g)], -1)
+    quats = bins_to_quaternion(bins)
+    flags = torch.randint(0, 2, (count, 2), generator=g).float()
+    return [{"points": points[i][scenes.mask[i]], "colors": scenes.colors[i][scenes.mask[i]],
+             "instruction": scenes.instructions[i], "target_position": target[i], "target_quaternion": quats[i],
+             "target_gripper_open": flags[i, 0], "target_ignore_collisions": flags[i, 1]} for i in range(count)]

@@ -30,7 +30,7 @@ def cpu_seconds() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from benchmarks.generate import GenerateConfig, generate, make_env
+    from benchmarks.generate import GenerateConfig, env_config_type, generate, make_env
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=None, help="default: every task")
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{'MB/ep':>6}")
     for workers in a.workers:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = GenerateConfig(tasks=tasks, episodes=a.episodes, out=tmp, workers=workers, env=a.env,
-                                 env_config={"image_size": a.image_size})
+            cfg = GenerateConfig(tasks=tasks, episodes=a.episodes, out=tmp, workers=workers, env=a.env)
+            env_config = env_config_type(a.env)(image_size=a.image_size)
             start, cpu0 = time.perf_counter(), cpu_seconds()
-            summary = generate(cfg)
+            summary = generate(cfg, env_config)
             wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
             n = sum(s["episodes"] for s in summary.values())
             sim = sum(s["seconds_per_episode"] * s["generated"] for s in summary.values()) / n

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from benchmarks.dataset import episode_dir, list_episodes, load_episode
-from benchmarks.generate import GenerateConfig, main, make_env, record_episode
+from benchmarks.generate import GenerateConfig, generate, make_env, record_episode
 from bridgevla.configuration import ConfigError
+from bridgevla.scripts.generate import main, resolve_env_config
 
 from .fake_demo_env import FakeDemoEnv
 
@@ -96,26 +97,30 @@ def test_record_episode_is_deterministic_and_reports_keyframes():
     assert e3.image_frames == list(range(len(e3)))
 
 
-def test_bad_settings_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="episodes"):
-        run(tmp_path, "--episodes", "-1")
-    with pytest.raises(ConfigError, match="workers"):
-        run(tmp_path, "--workers", "0")
-    with pytest.raises(ValueError, match="tasks"):
-        run(tmp_path, "--tasks", "no_such_task")
+def test_bad_settings_name_the_key(tmp_path, capsys):
+    for flags, key in ((("--episodes", "-1"), "episodes"), (("--workers", "0"), "workers"),
+                       (("--tasks", "no_such_task"), "tasks"), (("env_config.image_size=3",), "env_config")):
+        assert run(tmp_path, *flags) == 2, flags  # a configuration error, not a failed expert episode (1)
+        err = capsys.readouterr().err
+        assert err.startswith("bridgevla generate: error:") and key in err, (flags, err)
     with pytest.raises(ValueError, match="env"):
         make_env("no.such.module:Env")
-    with pytest.raises(ValueError, match="env_config"):
-        make_env(FAKE, {"image_size": 3})
+    with pytest.raises(ConfigError, match="env_config"):
+        resolve_env_config(FAKE, {"image_size": 3})
+    with pytest.raises(ValueError, match="resolve"):  # a raw mapping never reaches an environment unchecked
+        generate(GenerateConfig(env=FAKE, env_config={"image_size": 3}, out=str(tmp_path)))
 
 
 def test_env_config_fills_the_env_config_dataclass():
     pytest.importorskip("benchmarks.embedded")
-    env = make_env("benchmarks.embedded:EmbeddedEnv", {"image_size": 32})
+    spec = "benchmarks.embedded:EmbeddedEnv"
+    env = make_env(spec, resolve_env_config(spec, {"image_size": 32}))
     assert env.config.image_size == 32
     with pytest.raises(ConfigError, match="env_config.no_such_key"):
-        make_env("benchmarks.embedded:EmbeddedEnv", {"no_such_key": 1})
-    assert GenerateConfig().env == "benchmarks.embedded:EmbeddedEnv"
+        resolve_env_config(spec, {"no_such_key": 1})
+    with pytest.raises(ValueError, match="EmbeddedConfig"):
+        make_env(spec, {"image_size": 32})
+    assert GenerateConfig().env == spec
     assert os.environ.get("MUJOCO_GL") == "egl"
 
 
@@ -125,7 +130,7 @@ def test_module_entry_point_exit_status(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    cmd = [sys.executable, "-m", "benchmarks.generate", "--env", FAKE, "--episodes", "1", "--out", str(tmp_path)]
+    cmd = [sys.executable, "-m", "bridgevla", "generate", "--env", FAKE, "--episodes", "1", "--out", str(tmp_path)]
     ok = subprocess.run([*cmd, "--tasks", "reach_fake"], cwd=root, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([*cmd, "--tasks", "always_fail_fake"], cwd=root, capture_output=True, text=True, timeout=120)

@@ -82,7 +82,7 @@ def test_real_episode_round_trips_every_task(env, tmp_path, task):
 @pytest.mark.slow
 def test_spawned_workers_reproduce_the_in_process_demos(tmp_path):
     """Same (task, variation, seed) in another process gives the byte-identical low-dim stream and images."""
-    from benchmarks.generate import main
+    from bridgevla.scripts.generate import main
 
     common = ["--tasks", TASKS[0], "--episodes", "2", "env_config.image_size=32"]
     assert main([*common, "--out", str(tmp_path / "a"), "--workers", "1"]) == 0

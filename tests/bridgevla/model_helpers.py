@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from benchmarks.protocol import CameraFrame, Observation
-from bridgevla.config import BridgeVLAConfig
-from bridgevla.policy import BridgeVLAPolicy
+from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.model.policy import BridgeVLAPolicy
 
 
 def tiny_policy(seed: int = 0, **overrides) -> BridgeVLAPolicy:

@@ -49,7 +49,7 @@ def test_scene_batches_depend_only_on_seed_and_index():
 
 
 def test_fine_tuning_init_takes_the_pretrained_backbone_and_heatmap_head(tmp_path):
-    from bridgevla.policy import BridgeVLAPolicy
+    from bridgevla.model.policy import BridgeVLAPolicy
 
     run_pretraining(_cfg(tmp_path / "pre", "train.steps=2"))
     pre = load_file(str(tmp_path / "pre" / "policy" / "model.safetensors"))
@@ -65,8 +65,8 @@ def test_fine_tuning_init_takes_the_pretrained_backbone_and_heatmap_head(tmp_pat
 @pytest.mark.parametrize(("views", "keys"), [("policy", {"loss", "trans_stage1", "trans_stage2"}),
                                              ("single", {"loss", "heatmap"})])
 def test_pretrainer_trains_backbone_and_heatmap_head_only(views, keys):
-    from bridgevla.config import BridgeVLAConfig
-    from bridgevla.policy import BridgeVLAPolicy
+    from bridgevla.model.config import BridgeVLAConfig
+    from bridgevla.model.policy import BridgeVLAPolicy
 
     torch.manual_seed(0)
     module = HeatmapPretrainer(BridgeVLAPolicy(BridgeVLAConfig(preset="tiny")), views=views)
@@ -86,8 +86,8 @@ def test_single_view_targets_peak_on_the_named_object_zoomed_or_not():
     # Colour the points by object id: where the target map of a top view peaks, the rendered image must show the named
     # object, at both scales (zoom_fraction 0.5 over 48 scenes draws both). Side views may hide the target behind
     # another object (projected, not ray-cast targets, as the policy's), so they are checked for shape only.
-    from bridgevla.config import BridgeVLAConfig
-    from bridgevla.policy import BridgeVLAPolicy
+    from bridgevla.model.config import BridgeVLAConfig
+    from bridgevla.model.policy import BridgeVLAPolicy
     from pretrain.job import single_view_inputs
 
     policy = BridgeVLAPolicy(BridgeVLAConfig(preset="tiny", image_size=64, patch_size=16, splat_radius=0.03))
@@ -169,6 +169,6 @@ def test_shipped_pretraining_config_loads_and_matches_the_fine_tuning_model():
     cfg = load_pretrain_config(str(root / "pretrain" / "configs" / "synthetic.yaml"), [])
     small = yaml.safe_load((root / "bridgevla" / "configs" / "small.yaml").read_text())["model"]
     # init.checkpoint copies weights by name and shape: the two model blocks must describe the same network.
-    from bridgevla.config import BridgeVLAConfig
+    from bridgevla.model.config import BridgeVLAConfig
 
     assert cfg.model == BridgeVLAConfig(**small)

@@ -1,0 +1,207 @@
+"""``BridgeVLAConfig``: the policy's settings, with size presets.
+
+Defaults follow the reference recipe (docs/model.md says where we differ). Size-dependent fields default to
+``None`` and are filled from the preset in ``__post_init__``, so ``preset=small`` plus an override such as
+``text_layers=3`` works from YAML and the command line (``bridgevla.configuration``), and the resolved config
+(everything concrete) is what checkpoints store.
+
+With ``backbone_path`` (a local Hugging Face folder holding real PaliGemma weights and processor) the backbone's
+architecture fields are left ``None`` here and taken from that folder when the policy is built; explicit values
+that disagree with the folder are an error then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridgevla.configuration import from_dict, to_dict
+
+Preset = Literal["tiny", "small", "paligemma-3b-224"]
+
+# Fields that describe the PaliGemma backbone itself (taken from the checkpoint folder when backbone_path is set).
+BACKBONE_FIELDS = (
+    "image_size",
+    "patch_size",
+    "vision_hidden_size",
+    "vision_layers",
+    "vision_heads",
+    "vision_intermediate_size",
+    "text_hidden_size",
+    "text_layers",
+    "text_heads",
+    "text_kv_heads",
+    "text_head_dim",
+    "text_intermediate_size",
+    "vocab_size",
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Unit tests: < 5 M parameters, a 4x4 token grid per view.
+    "tiny": dict(
+        image_size=64, patch_size=16,
+        vision_hidden_size=64, vision_layers=2, vision_heads=2, vision_intermediate_size=128,
+        text_hidden_size=64, text_layers=2, text_heads=2, text_kv_heads=1, text_head_dim=32,
+        text_intermediate_size=128, vocab_size=2048,
+        head_hidden_size=32, action_hidden_sizes=[128, 64],
+    ),
+    # Learns on a CPU in minutes: 64 px views cut into 8 px patches, so each view is an 8x8 token grid (what every
+    # shipped CPU config and `make demo` use; docs/training.md measured it against 96 px / 16 px patches). Four
+    # narrow language layers: grounding a colour word among look-alike objects is what is slow to learn from
+    # scratch, and depth there helped most per second of CPU (docs/model.md has the measurements).
+    "small": dict(
+        image_size=64, patch_size=8,
+        vision_hidden_size=128, vision_layers=3, vision_heads=4, vision_intermediate_size=256,
+        text_hidden_size=128, text_layers=4, text_heads=8, text_kv_heads=1, text_head_dim=16,
+        text_intermediate_size=256, vocab_size=2048,
+        head_hidden_size=64, action_hidden_sizes=[256, 128],
+    ),
+    # The reference: google/paligemma-3b-pt-224 (SigLIP-So400m/14 + Gemma-2B) and its head sizes.
+    "paligemma-3b-224": dict(
+        image_size=224, patch_size=14,
+        vision_hidden_size=1152, vision_layers=27, vision_heads=16, vision_intermediate_size=4304,
+        text_hidden_size=2048, text_layers=18, text_heads=8, text_kv_heads=1, text_head_dim=256,
+        text_intermediate_size=16384, vocab_size=257216,
+        head_hidden_size=4096, action_hidden_sizes=[4096, 2048],
+    ),
+}
+
+REFERENCE_BOUNDS_LIST = [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6]
+
+
+@dataclass
+class BridgeVLAConfig:
+    """All settings of :class:`bridgevla.model.policy.BridgeVLAPolicy`. ``None`` = take it from ``preset``."""
+
+    preset: Preset = "paligemma-3b-224"
+    # Local folder with real PaliGemma weights + processor in the Hugging Face layout (save_pretrained output).
+    backbone_path: str | None = None
+
+    # --- backbone architecture (PaliGemma = SigLIP vision tower + Gemma language model) ---
+    image_size: int | None = None  # rendered view size, pixels (also the SigLIP input size)
+    patch_size: int | None = None  # SigLIP patch; the token grid per view is image_size / patch_size
+    vision_hidden_size: int | None = None
+    vision_layers: int | None = None
+    vision_heads: int | None = None
+    vision_intermediate_size: int | None = None
+    text_hidden_size: int | None = None
+    text_layers: int | None = None
+    text_heads: int | None = None
+    text_kv_heads: int | None = None
+    text_head_dim: int | None = None
+    text_intermediate_size: int | None = None
+    vocab_size: int | None = None  # grown to the tokenizer's size when smaller
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # weights; the reference trains in bf16
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    gradient_checkpointing: bool = False
+
+    # --- input ---
+    # Cameras whose clouds act() fuses (empty = all in the observation); the training dataset uses the same list.
+    cameras: list[str] = field(default_factory=list)
+    # Extra rendered channels beside RGB (the reference feeds RGB only): "depth" (1) and/or "xyz" (3, cube coords).
+    extra_channels: list[Literal["depth", "xyz"]] = field(default_factory=list)
+    # Point budget: a random subset of this many points of each cropped cloud, in training and in act() alike
+    # (rendering cost is linear in it); 0 keeps every point (the reference).
+    max_points: int = 0
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # SigLIP's normalisation; real processors override
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    max_text_tokens: int = 48  # longer instructions are cut
+    tokenizer_vocab_size: int = 2048  # offline tokenizer only
+    tokenizer_extra_text: list[str] = field(default_factory=list)  # extra words for the offline tokenizer's BPE
+
+    # --- heads ---
+    head_hidden_size: int | None = None  # heatmap head conv width (reference 4096)
+    action_hidden_sizes: list[int] | None = None  # rotation/gripper/collision MLP (reference [4096, 2048])
+    num_rotation_bins: int = 72  # per Euler axis (5 degrees)
+    rotation_pe_frequencies: int = 8  # sinusoidal encoding of earlier bins for the autoregressive rotation head
+    rotation_bin_noise: tuple[int, int] = (-2, 1)  # teacher-forcing noise added to earlier bins, inclusive range
+
+    # --- geometry / coarse-to-fine ---
+    bounds: list[float] = field(default_factory=lambda: list(REFERENCE_BOUNDS_LIST))  # xyz min, xyz max (metres)
+    splat_radius: float = 0.012  # cube units
+    zoom_factor: float = 4.0  # stage 2 magnification around the stage-1 point
+    stage1_noise: float = 0.1  # training: stage-2 centre = truth + U(±noise) per axis, cube units (±5 cm default)
+    decode_grid_res: int | None = None  # translation decode grid per axis; None = image_size (exact)
+
+    # --- losses ---
+    heatmap_sigma: float = 1.5  # pixels
+    heatmap_cutoff: float = 3.0  # sigmas
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        p = PRESETS[self.preset]
+        for name, value in p.items():
+            if getattr(self, name) is None and not (self.backbone_path and name in BACKBONE_FIELDS):
+                setattr(self, name, list(value) if isinstance(value, list) else value)
+        self.extra_channels = list(self.extra_channels)
+        self.cameras = [str(c) for c in self.cameras]
+        self.bounds = [float(b) for b in self.bounds]
+        self.image_mean = tuple(float(x) for x in self.image_mean)
+        self.image_std = tuple(float(x) for x in self.image_std)
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in (*BACKBONE_FIELDS, "head_hidden_size", "decode_grid_res"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.image_size is not None and self.patch_size is not None and self.image_size % self.patch_size:
+            raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
+        if self.action_hidden_sizes is not None and (
+            not self.action_hidden_sizes or any(int(h) < 1 for h in self.action_hidden_sizes)
+        ):
+            raise ValueError(f"action_hidden_sizes must be a non-empty list of positive ints, got "
+                             f"{self.action_hidden_sizes}")
+        bad = sorted(set(self.extra_channels) - {"depth", "xyz"})
+        if bad or len(set(self.extra_channels)) != len(self.extra_channels):
+            raise ValueError(f"extra_channels must hold distinct values of ['depth', 'xyz'], got {self.extra_channels}")
+        if len(self.bounds) != 6 or any(h <= l for l, h in zip(self.bounds[:3], self.bounds[3:])):
+            raise ValueError(f"bounds must be [xmin, ymin, zmin, xmax, ymax, zmax] with max > min, got {self.bounds}")
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError(f"image_mean/image_std need 3 values (std > 0), got {self.image_mean}, {self.image_std}")
+        if not isinstance(self.max_points, int) or isinstance(self.max_points, bool) or self.max_points < 0:
+            raise ValueError(f"max_points must be an integer >= 0 (0 keeps every point), got {self.max_points!r}")
+        for name in ("zoom_factor", "heatmap_sigma", "heatmap_cutoff"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        for name in ("splat_radius", "stage1_noise"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if self.num_rotation_bins < 2:
+            raise ValueError(f"num_rotation_bins must be >= 2, got {self.num_rotation_bins}")
+        lo, hi = self.rotation_bin_noise
+        if lo > hi:
+            raise ValueError(f"rotation_bin_noise must be (low, high) with low <= high, got {self.rotation_bin_noise}")
+        if self.rotation_pe_frequencies < 1 or self.max_text_tokens < 2 or self.tokenizer_vocab_size < 261:
+            raise ValueError("rotation_pe_frequencies must be >= 1, max_text_tokens >= 2, tokenizer_vocab_size >= 261")
+
+    # --- conveniences ---
+    @classmethod
+    def from_preset(cls, preset: Preset, **overrides: Any) -> BridgeVLAConfig:
+        return cls(preset=preset, **overrides)
+
+    @property
+    def grid_size(self) -> int:
+        """Tokens per side of a view's token grid."""
+        if self.image_size is None or self.patch_size is None:
+            raise ValueError("image_size/patch_size are not resolved yet (backbone_path configs resolve on build)")
+        return self.image_size // self.patch_size
+
+    @property
+    def num_view_channels(self) -> int:
+        return 3 + sum(1 if c == "depth" else 3 for c in self.extra_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BridgeVLAConfig:
+        return from_dict(cls, data)
+
+    def replace(self, **changes: Any) -> BridgeVLAConfig:
+        return dataclasses.replace(self, **changes)

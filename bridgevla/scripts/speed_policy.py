@@ -1,0 +1,113 @@
+"""Policy speed: ms per ``act()`` (both stages: preprocessing + render + backbone + heads + decode) and per training
+step, for the tiny/small presets on the CPU and, when a GPU is present, the 3B-size config in bf16 (random weights).
+
+Run: ``python -m bridgevla.scripts.speed_policy`` (part of ``make bench``). Figures go to docs/PERFORMANCE.md.
+``--compile`` adds a ``torch.compile``d backbone row on CUDA (the lever for the ≤ 20 ms / keypose 3B target).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from benchmarks.protocol import CameraFrame, Observation
+from benchmarks.speed.common import machine, time_ms
+from bridgevla.data.batch import collate
+from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.model.policy import BridgeVLAPolicy
+from pretrain.scenes import tabletop_samples
+from rendering import fuse_heatmaps
+
+
+def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0) -> Observation:
+    """RLBench-like input size: ``cameras`` RGB-D frames of a tilted plane crossing the workspace."""
+    rng = np.random.default_rng(seed)
+    frames = {}
+    for c in range(cameras):
+        k = np.array([[image_size * 0.8, 0, image_size / 2], [0, image_size * 0.8, image_size / 2], [0, 0, 1]])
+        ext = np.eye(4)
+        ext[:3, :3] = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # looking straight down
+        ext[:3, 3] = (0.2 + 0.05 * c, 0.0, 1.9)
+        u = np.linspace(0, 1, image_size, dtype=np.float32)
+        depth = 0.9 + 0.2 * u[None, :] + 0.02 * rng.random((image_size, image_size), dtype=np.float32)
+        rgb = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+        frames[f"cam{c}"] = CameraFrame(rgb, depth.astype(np.float32), k, ext)
+    return Observation(cameras=frames, gripper_pose=np.array([0, 0, 1.2, 0, 0, 0, 1.0]), gripper_open=1.0,
+                       joint_positions=np.zeros(7), joint_velocities=np.zeros(7),
+                       instructions=["put the red block on the green target"])
+
+
+def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, compile_: bool = False) -> None:
+    torch.manual_seed(0)
+    policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
+    if preset == "paligemma-3b-224":
+        policy.freeze(vision_tower=True, embeddings=True)  # the reference's frozen set, for a realistic step
+    params = sum(p.numel() for p in policy.parameters()) / 1e6
+    label = f"{preset} ({params:.1f} M, {dtype}{', compiled' if compile_ else ''})"
+    if compile_:
+        policy.backbone.model.model = torch.compile(policy.backbone.model.model, mode="max-autotune-no-cudagraphs")
+    obs = synthetic_observation()
+    ms = time_ms(lambda: policy.act(obs), device, repeats=repeats)
+    print(f"| {device} | {label} | act(), batch 1, {sum(f.depth.size for f in obs.cameras.values()):,} pixels "
+          f"| {ms:.1f} |", flush=True)
+    # Where act() spends its time, stage by stage (each part timed alone).
+    batch = collate(tabletop_samples(1, seed=0, table_points=20_000)).to(device)
+    pts, colors, mask = policy._cube_cloud(batch)
+    ids, attn = policy.encode_instructions(batch.instructions)
+    views = policy.render_views(pts, colors, mask)
+    with torch.no_grad():
+        heat = torch.softmax(policy.heatmap_logits(views, ids, attn)[1].flatten(2), -1).view_as(views[:, :, 0])
+        parts = {
+            "render (one stage)": lambda: policy.render_views(pts, colors, mask),
+            "backbone + heatmap head (one stage)": lambda: policy.heatmap_logits(views, ids, attn),
+            f"fusion decode {policy.image_size}³ (one stage)": lambda: fuse_heatmaps(heat, policy.image_size),
+        }
+        for name, fn in parts.items():
+            ms = time_ms(fn, device, repeats=repeats)
+            print(f"| {device} | {label} | {name} | {ms:.1f} |", flush=True)
+    # One optimizer step (forward of both stages, backward, Adam).
+    train = collate(tabletop_samples(train_batch, seed=1, table_points=20_000))
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=1e-5)
+
+    def step() -> None:
+        out = policy.compute_loss(train)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+
+    ms = time_ms(step, device, warmup=1, repeats=max(3, repeats // 2))
+    print(f"| {device} | {label} | training step, batch {train_batch} | {ms:.1f} |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"], help="presets timed on the CPU")
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--compile", action="store_true", help="also time a torch.compile'd 3B backbone on CUDA")
+    parser.add_argument("--no-3b", action="store_true", help="skip the 3B-size rows on CUDA")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}")
+    print(f"| device | model | what | ms (median of {args.repeats}) |")
+    print("|---|---|---|---|")
+    for preset in args.presets:
+        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats)
+    if torch.cuda.is_available():
+        for preset in args.presets:
+            bench_preset(preset, "cuda", "float32", args.train_batch, args.repeats)
+            torch.cuda.empty_cache()
+        if not args.no_3b:
+            # The reference size in bf16; batch 4 per GPU for training, as the reference.
+            bench_preset("paligemma-3b-224", "cuda", "bfloat16", 4, args.repeats)
+            torch.cuda.empty_cache()
+            if args.compile:
+                bench_preset("paligemma-3b-224", "cuda", "bfloat16", 4, args.repeats, compile_=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""``bridgevla train``: build the dataset, the policy and the trainer from one config, train, save the policy.
+
+Outputs in ``train.out_dir``: ``config.yaml`` (the resolved job config), ``checkpoints/`` (resumable training
+state), ``metrics.jsonl`` and ``tb/`` (losses), ``loss.png`` (curves), ``policy/`` (``save_pretrained``: what
+``bridgevla eval --checkpoint`` loads) and ``summary.json`` (time, steps/s, data samples/s, final loss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from bridgevla.configuration import load_config, to_dict
+from bridgevla.data.augment import AugmentConfig, augment_batch, step_generator
+from bridgevla.data.dataset import DataConfig, KeyframeBatches, KeyframeDataset
+from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.training.config import FreezeConfig, LoraConfig, OptimConfig, TrainConfig
+from bridgevla.training.loop import Trainer, TrainResult, apply_freezing, apply_lora, resolve_device
+from rendering import SceneBounds
+
+
+@dataclass
+class InitConfig:
+    """Start from saved weights instead of a random init: a ``save_pretrained`` directory (e.g. the heatmap
+    pre-training output). Real PaliGemma weights are the model's own option, ``model.backbone_path``."""
+
+    checkpoint: str | None = None
+    prefixes: list[str] = field(default_factory=lambda: ["backbone.", "heatmap_head."])  # empty: every weight
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and not Path(self.checkpoint).is_dir():
+            raise ValueError(f"init.checkpoint: {self.checkpoint} is not a directory")
+
+
+@dataclass
+class TrainJobConfig:
+    model: BridgeVLAConfig = field(default_factory=lambda: BridgeVLAConfig(preset="small"))
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# Keys that may change between a run and its resume: extending a run or changing how it reports is fine.
+_RESUME_MAY_CHANGE = {"train.steps", "train.time_limit_minutes", "train.progress", "train.num_workers",
+                      "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.tensorboard",
+                      "train.device"}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resume_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """A resume with another model, data or optimizer would not continue the same run: refuse it by name."""
+    a, b = _flat(saved), _flat(current)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in _RESUME_MAY_CHANGE)
+    if changed:
+        raise ValueError(f"--resume: the config differs from the run's saved config.yaml in {changed}; "
+                         "resume with the same settings (only train.steps and logging may change)")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_policy(cfg: TrainJobConfig, device: torch.device) -> torch.nn.Module:
+    from bridgevla.model.policy import BridgeVLAPolicy
+
+    policy = BridgeVLAPolicy(cfg.model, device=device)
+    if cfg.init.checkpoint:
+        policy.load_weights(cfg.init.checkpoint, prefixes=list(cfg.init.prefixes) or None)
+    apply_freezing(policy, cfg.freeze)
+    if cfg.lora.enabled:
+        policy = apply_lora(policy, cfg.lora)
+    return policy
+
+
+def make_prepare(bounds: SceneBounds, augment: AugmentConfig, seed: int):
+    """Move a batch to the device and augment it there, with a generator that depends only on (seed, step)."""
+
+    def prepare(batch, micro_step: int, device: torch.device):
+        batch = batch.to(device, non_blocking=True)
+        return augment_batch(batch, bounds, augment, step_generator(seed, micro_step, device))
+
+    return prepare
+
+
+def plot_loss_curves(metrics_path: Path, png_path: Path, title: str = "training loss") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"metrics: {metrics_path} holds no rows to plot")
+    steps = [r["step"] for r in rows]
+    terms = [k for k in rows[0] if k not in ("step", "lr", "grad_norm")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    axes[0].plot(steps, [r["loss"] for r in rows], color="black")
+    axes[0].set_title(f"{title}: total")
+    for k in terms:
+        if k != "loss":
+            axes[1].plot(steps, [r[k] for r in rows], label=k)
+    axes[1].set_title("terms")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("optimizer step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+    """The whole job (see module doc). ``resume`` continues the run in ``train.out_dir``; ``stop_after`` ends it
+    after that step without the final save (what a kill does; the resume tests use it)."""
+    out = Path(cfg.train.out_dir)
+    saved_path = out / "config.yaml"
+    current = to_dict(cfg)
+    if resume and saved_path.is_file():
+        check_resume_config(yaml.safe_load(saved_path.read_text()), current)
+    # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake.
+    dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
+                              cameras=cfg.model.cameras)
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    policy = build_policy(cfg, device)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
+    rank = int(os.environ.get("RANK", "0"))
+    source = KeyframeBatches(dataset, cfg.train.batch_size, cfg.train.num_workers, rank=rank)
+    prepare = make_prepare(SceneBounds.from_list(cfg.model.bounds), cfg.augment, cfg.train.seed)
+    trainer = Trainer(policy, source, cfg.train, cfg.optim, prepare=prepare, job_config=current)
+    result = trainer.fit(resume=resume, stop_after=stop_after)
+    if trainer.is_main and stop_after is None:
+        policy.save_pretrained(out / "policy")
+        plot_loss_curves(out / "metrics.jsonl", out / "loss.png")
+        summary = {
+            "steps_this_session": result.steps, "last_step": result.last_step,
+            "stopped_by_time_limit": result.time_limited, "seconds": round(result.seconds, 2),
+            "train_steps_per_second": round(result.steps_per_second, 4),
+            "train_samples_per_second": round(result.samples / max(result.seconds, 1e-9), 3),
+            "data_wait_seconds": round(result.data_seconds, 2),
+            "data_samples_per_second_while_waiting": round(result.data_samples_per_second, 2),
+            "final_loss": result.final_loss, "samples_per_task": dataset.samples_per_task(),
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return result
+
+
+def load_job_config(path: str | None, overrides: list[str]) -> TrainJobConfig:
+    return load_config(TrainJobConfig, path, overrides)
+

@@ -1,0 +1,110 @@
+"""SE(3) augmentation: rigid, bounded, in-bounds target, deterministic, the scene moves with its target."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridgevla.data.augment import AugmentConfig, augment_clouds, sample_perturbation, step_generator
+from rendering import SceneBounds, quaternion_to_matrix
+
+BOUNDS = SceneBounds((-0.3, -0.5, 0.6), (0.7, 0.5, 1.6))
+
+
+def _scene(seed: int, b: int = 3, n: int = 50):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = torch.tensor(BOUNDS.lo, dtype=torch.float64), torch.tensor(BOUNDS.hi, dtype=torch.float64)
+    pts = lo + (hi - lo) * torch.rand(b, n, 3, generator=g, dtype=torch.float64)
+    pos = lo + (hi - lo) * torch.rand(b, 3, generator=g, dtype=torch.float64)
+    quat = torch.randn(b, 4, generator=g, dtype=torch.float64)
+    quat = quat / quat.norm(dim=-1, keepdim=True)
+    return pts, torch.ones(b, n, dtype=torch.bool), pos, quat
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_cloud_seen_from_the_target_frame_is_unchanged(seed):
+    """The policy's task is invariant: points expressed in the target gripper's frame do not move."""
+    pts, mask, pos, quat = _scene(seed)
+    p2, _, pos2, quat2 = augment_clouds(pts, mask, pos, quat, BOUNDS, AugmentConfig(),
+                                        torch.Generator().manual_seed(seed))
+    local = torch.einsum("bji,bnj->bni", quaternion_to_matrix(quat), pts - pos[:, None])
+    local2 = torch.einsum("bji,bnj->bni", quaternion_to_matrix(quat2), p2 - pos2[:, None])
+    assert torch.allclose(local, local2, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_perturbation_stays_within_its_ranges_and_keeps_the_target_inside(seed):
+    _, _, pos, _ = _scene(seed, b=64)
+    cfg = AugmentConfig(translation=0.125, yaw_degrees=45.0)
+    p = sample_perturbation(pos, BOUNDS, cfg, torch.Generator().manual_seed(seed))
+    side = torch.tensor(BOUNDS.hi, dtype=torch.float64) - torch.tensor(BOUNDS.lo, dtype=torch.float64)
+    assert (p.translation.abs() <= 0.125 * side + 1e-12).all()
+    yaw = torch.atan2(p.rotation[:, 1, 0], p.rotation[:, 0, 0])
+    assert (yaw.abs() <= math.radians(45) + 1e-12).all()
+    assert torch.equal(p.rotation[:, 2], torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand(64, 3))
+    moved = pos + p.translation
+    assert ((moved >= torch.tensor(BOUNDS.lo, dtype=torch.float64)) & (moved <= torch.tensor(BOUNDS.hi,
+            dtype=torch.float64))).all()
+
+
+def test_draws_cover_the_whole_range():
+    pos = torch.tensor([[0.2, 0.0, 1.1]]).expand(4000, 3)  # centre: every candidate is valid
+    p = sample_perturbation(pos, BOUNDS, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert p.applied.all()
+    assert 0.12 < float(p.translation[:, 0].max()) <= 0.125
+    assert -0.125 <= float(p.translation[:, 0].min()) < -0.12
+    yaw = torch.rad2deg(torch.atan2(p.rotation[:, 1, 0], p.rotation[:, 0, 0]))
+    assert float(yaw.max()) > 44 and float(yaw.min()) < -44
+
+
+def test_target_at_a_corner_is_never_pushed_out_and_impossible_targets_are_left_alone():
+    corner = torch.tensor([[0.7, 0.5, 1.6]] * 200)
+    p = sample_perturbation(corner, BOUNDS, AugmentConfig(translation=0.5), torch.Generator().manual_seed(1))
+    assert (p.translation[p.applied] <= 0).all()
+    outside = torch.tensor([[5.0, 0.0, 1.0]])
+    pts = torch.zeros(1, 2, 3)
+    out = augment_clouds(pts, torch.ones(1, 2, dtype=torch.bool), outside, torch.tensor([[0.0, 0, 0, 1]]), BOUNDS,
+                         AugmentConfig())
+    assert torch.equal(out[0], pts) and torch.equal(out[2], outside)
+
+
+def test_points_pushed_out_of_bounds_are_masked():
+    pts = torch.tensor([[[0.69, 0.0, 1.0], [0.2, 0.0, 1.0]]])
+    pos = torch.tensor([[0.2, 0.0, 1.0]])
+    g = torch.Generator().manual_seed(3)
+    new, mask, _, _ = augment_clouds(pts, torch.ones(1, 2, dtype=torch.bool), pos, torch.tensor([[0.0, 0, 0, 1]]),
+                                     BOUNDS, AugmentConfig(yaw_degrees=0.0, translation=0.125, max_tries=1), g)
+    assert mask.tolist() == [[bool(new[0, 0, 0] <= 0.7), True]]
+
+
+def test_same_step_same_augmentation_and_disabled_is_identity():
+    pts, mask, pos, quat = _scene(5)
+    a = augment_clouds(pts, mask, pos, quat, BOUNDS, AugmentConfig(), step_generator(1, 7, torch.device("cpu")))
+    b = augment_clouds(pts, mask, pos, quat, BOUNDS, AugmentConfig(), step_generator(1, 7, torch.device("cpu")))
+    c = augment_clouds(pts, mask, pos, quat, BOUNDS, AugmentConfig(), step_generator(1, 8, torch.device("cpu")))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    off = augment_clouds(pts, mask, pos, quat, BOUNDS, AugmentConfig(enabled=False))
+    assert all(x is y for x, y in zip(off, (pts, mask, pos, quat)))
+
+
+@pytest.mark.parametrize(("kw", "key"), [({"translation": -0.1}, "augment.translation"),
+                                         ({"yaw_degrees": 200}, "augment.yaw_degrees"),
+                                         ({"max_tries": 0}, "augment.max_tries")])
+def test_bad_config_names_the_key(kw, key):
+    with pytest.raises(ValueError, match=key):
+        AugmentConfig(**kw)
+
+
+def test_bad_shapes_name_the_argument():
+    pts, mask, pos, quat = _scene(0)
+    with pytest.raises(ValueError, match="mask"):
+        augment_clouds(pts, mask[:, :3], pos, quat, BOUNDS, AugmentConfig())
+    with pytest.raises(ValueError, match="target_quaternion"):
+        augment_clouds(pts, mask, pos, quat[:, :3], BOUNDS, AugmentConfig())
