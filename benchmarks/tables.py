@@ -72,6 +72,19 @@ class ColosseumTable:
     average: Stat  # mean over the averaged columns, over seeds
     labels: dict[str, str] = field(default_factory=dict)  # column headers (e.g. COLOSSEUM's factor names)
 
+    def markdown(self, std: bool = True) -> str:
+        return colosseum_markdown(self, std)
+
+    def csv(self) -> str:
+        return colosseum_csv(self)
+
+    def json(self) -> dict:
+        return colosseum_json(self)
+
+    def bars(self) -> dict[str, Stat]:
+        """The summary row as published: every factor column, then the average."""
+        return {**{self.labels.get(f, f): self.columns[f] for f in self.factors}, "average": self.average}
+
 
 def colosseum_table(rates: Mapping[tuple[str, str, int], float], tasks: Sequence[str], factors: Sequence[str],
                     averaged: Sequence[str], labels: Mapping[str, str] | None = None) -> ColosseumTable:
@@ -141,6 +154,18 @@ class GemBenchTable:
     per_level: dict[str, Stat]  # level -> mean over its tasks, over seeds
     average: Stat  # mean over the levels, over seeds
 
+    def markdown(self, std: bool = True) -> str:
+        return gembench_markdown(self, std)
+
+    def csv(self) -> str:
+        return gembench_csv(self)
+
+    def json(self) -> dict:
+        return gembench_json(self)
+
+    def bars(self) -> dict[str, Stat]:
+        return {**{lv: self.per_level[lv] for lv in self.levels}, "average": self.average}
+
 
 def gembench_table(rates: Mapping[tuple[str, int], float], level_of: Mapping[str, str],
                    levels: Sequence[str] = ("L1", "L2", "L3", "L4")) -> GemBenchTable:
@@ -150,7 +175,7 @@ def gembench_table(rates: Mapping[tuple[str, int], float], level_of: Mapping[str
     if unknown:
         raise ValueError(f"tasks {unknown} have no level")
     seeds = sorted({s for _, s in rates})
-    tasks = {lv: sorted({t for t, _ in rates if level_of[t] == lv}) for lv in levels}
+    tasks = {lv: list(dict.fromkeys(t for t, _ in rates if level_of[t] == lv)) for lv in levels}  # as first seen
     per_task = {t: over_seeds(rates.get((t, s), math.nan) for s in seeds) for ts in tasks.values() for t in ts}
     level_per_seed = {lv: [_mean(rates.get((t, s), math.nan) for t in tasks[lv]) for s in seeds] for lv in levels}
     per_level = {lv: over_seeds(v) for lv, v in level_per_seed.items()}

@@ -63,6 +63,9 @@ class EmbeddedConfig:
     # blocks, the first colours), so a small demo can train on few, easy goals.
     max_variations: int | None = None
     suite: str = "tasks"
+    # Restrict the suite to these catalogue/level tasks (a perturbation suite keeps all their factor cells);
+    # empty: all of them. E.g. the four tasks a small demo policy was trained on.
+    suite_tasks: tuple[str, ...] = ()
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
 
     def __post_init__(self) -> None:

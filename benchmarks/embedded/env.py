@@ -52,11 +52,20 @@ class EmbeddedEnv:
         """The suite's task names: the catalogue (the five simplest first), every defined perturbation cell
         (task-major, factors in COLOSSEUM's order), or every level task (L1 to L4)."""
         if self.config.suite == "perturbations":
-            return [pert.cell_name(t, f) for t, cls in TASKS.items() for f in pert.SUITE_FACTORS
-                    if pert.excluded(cls, f) is None]
-        if self.config.suite == "levels":
-            return level_tasks()
-        return list(TASKS)
+            names = [pert.cell_name(t, f) for t, cls in TASKS.items() for f in pert.SUITE_FACTORS
+                     if pert.excluded(cls, f) is None]
+        elif self.config.suite == "levels":
+            names = level_tasks()
+        else:
+            names = list(TASKS)
+        only = self.config.suite_tasks
+        if only:
+            known = {pert.split_name(n)[0] for n in names}
+            unknown = [t for t in only if t not in known]
+            if unknown:
+                raise ValueError(f"suite_tasks: {unknown} not in suite {self.config.suite!r} (has {sorted(known)})")
+            names = [n for n in names if pert.split_name(n)[0] in only]
+        return names
 
     task_names = tasks
 

@@ -29,10 +29,10 @@ from tqdm import tqdm
 
 from benchmarks import tables
 from benchmarks.embedded import perturbations as pert
+from benchmarks.embedded import suites
 from benchmarks.embedded.config import SUITES, EmbeddedConfig
 from benchmarks.embedded.env import EmbeddedEnv
-from benchmarks.embedded.levels import level_of
-from benchmarks.embedded.tasks import ALL_TASKS, TASKS
+from benchmarks.embedded.tasks import ALL_TASKS
 from benchmarks.protocol import Keypose
 
 
@@ -83,22 +83,17 @@ def table(rows: list[dict]) -> str:
 
 def perturbation_report(rows: list[dict]) -> str:
     """Expert success per (task, factor) in COLOSSEUM's layout, then every excluded cell with its reason."""
-    rates = {(*pert.split_name(t), 0): r for (t,), r in tables.rates_by(rows, ["task"]).items()}
-    tasks = list(dict.fromkeys(t for t, _, _ in rates))
-    t = tables.colosseum_table(rates, tasks, pert.SUITE_FACTORS, pert.AVERAGED, pert.COLOSSEUM_NAMES)
+    t = suites.perturbation_table([{**r, "seed": 0} for r in rows])  # one run: the seeds are its episodes
     counts = {n: len([r for r in rows if r["task"] == n]) for n in {r["task"] for r in rows}}
     out = [tables.colosseum_markdown(t, std=False), "",
            f"Episodes per cell: {min(counts.values())}-{max(counts.values())}. Excluded cells (factor not defined "
            "for the task):", ""]
-    out += [f"- {task} × {f}: {why}" for task in tasks for f in pert.SUITE_FACTORS
-            if (why := pert.excluded(TASKS[task], f)) is not None]
+    out += [f"- {task} × {f}: {why}" for task, f, why in suites.excluded_cells() if task in t.tasks]
     return "\n".join(out)
 
 
 def levels_report(rows: list[dict]) -> str:
-    rates = {(t, 0): r for (t,), r in tables.rates_by(rows, ["task"]).items()}
-    t = tables.gembench_table(rates, {task: level_of(task) for task, _ in rates})
-    return tables.gembench_markdown(t, std=False)
+    return tables.gembench_markdown(suites.level_table([{**r, "seed": 0} for r in rows]), std=False)
 
 
 def main(argv: list[str] | None = None) -> int:

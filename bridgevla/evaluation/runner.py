@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from benchmarks.protocol import MAX_EPISODE_KEYPOSES, Environment
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
-from bridgevla.evaluation.envs import make_env
+from bridgevla.evaluation.envs import check_suite, make_env
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -49,6 +49,9 @@ class EvalConfig:
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
+    # A suite of the benchmark (evaluation/envs.py SUITES, e.g. embedded: perturbations, levels): the environment
+    # lists the suite's tasks, and the report adds the suite's published table. Empty: the plain task list.
+    suite: str = ""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "max_keyposes", "workers"):
@@ -71,6 +74,14 @@ class EvalConfig:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
+        if self.suite:
+            check_suite(self.benchmark, self.suite)
+            if "suite" in self.env:
+                raise ValueError("eval.suite and eval.env.suite both given: set the suite once, with eval.suite")
+
+    def env_options(self) -> dict[str, Any]:
+        """Options of the environment: ``env``, plus the suite when one is asked for."""
+        return {**self.env, "suite": self.suite} if self.suite else dict(self.env)
 
 
 @dataclass(frozen=True)
@@ -204,7 +215,7 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     own_env = env is None
-    probe = make_env(cfg.benchmark, cfg.env) if env is None else env
+    probe = make_env(cfg.benchmark, cfg.env_options()) if env is None else env
     try:
         available = probe.tasks()
         tasks = list(cfg.tasks) or available
@@ -241,7 +252,7 @@ def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], to
         return
     # spawn, not fork: simulators and torch hold threads and GL contexts that do not survive a fork.
     with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(cfg.benchmark, cfg.env, agent_specs)) as pool:
+                             initargs=(cfg.benchmark, cfg.env_options(), agent_specs)) as pool:
         futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s)) for s in todo]
         for fut in as_completed(futures):
             yield fut.result()

@@ -41,17 +41,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bridgevla.evaluation.report import markdown_table, summarise, write_report
+    from bridgevla.evaluation.report import markdown_table, summarise, write_report, write_suite_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
 
     flags = _flag_overrides(args, {"benchmark": "benchmark", "checkpoint": "checkpoint", "tasks": "tasks",
                                    "episodes": "episodes", "seeds": "seeds", "agents": "agents",
-                                   "workers": "workers", "out": "out_dir"})
+                                   "workers": "workers", "out": "out_dir", "suite": "suite"})
     cfg = load_config(EvalConfig, args.config, list(args.overrides) + flags)
     records = evaluate(cfg)
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
-    print(markdown_table(summary))
+    if cfg.suite:
+        tables, suite_paths = write_suite_report(records, cfg.benchmark, cfg.suite, cfg.out_dir,
+                                                 title=f"{cfg.benchmark} {cfg.suite}: success rate")
+        paths |= {f"suite_{k}": v for k, v in suite_paths.items()}
+        print("".join(f"{agent}:\n{t.markdown()}\n\n" for agent, t in tables.items()))
+    else:
+        print(markdown_table(summary))
     print("results: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -127,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agents", help="comma-separated: policy, random, expert")
     p.add_argument("--workers", type=int, help="parallel processes, one environment each")
     p.add_argument("--out", help="output folder (episodes.jsonl, results.*)")
+    p.add_argument("--suite", help="a suite of the benchmark (embedded: perturbations, levels); adds its "
+                                   "published table (suite.*)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("keypose-eval", help="offline keypose accuracy on held-out demos, no simulator "
