@@ -13,6 +13,8 @@ from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks.base import (
     Task,
     block_xml,
+    body_pos,
+    kp,
     pad_xml,
     place_fixed,
     place_free,
@@ -86,9 +88,19 @@ class PutTwoInDrawer(PutInDrawer):
     def expert(self, sim: Sim) -> list[Keypose]:
         out = open_then_release(sim, self._drawer)
         frame = sim.data.xmat[sim.body_id("cabinet")].reshape(3, 3)
-        drop = drop_point(sim, self._spec(sim), self._drawer, ITEM_HALF)
+        # Released 3 cm higher than a single item: off the drawer's middle, the long hand (fingers across the
+        # drawer) reaches past the drawer's side walls, and must stay above them.
+        drop = drop_point(sim, self._spec(sim), self._drawer, ITEM_HALF) + [0, 0, 0.03]
+        # Up, turning the hand top-down, before going sideways to the items: an opened top drawer sits at hand
+        # height, and a sideways sweep past its front can push it shut (the collision checker samples the path,
+        # and the drawer front is thin).
         q_drop = top_down(np.arctan2(frame[1, 0], frame[0, 0]) + np.pi / 2)
+        high = out[-1].position[2] + 0.12
+        out.append(kp(out[-1].position + [0, 0, 0.12], q_drop, True))
         for i, sgn in enumerate((1.0, -1.0)):
+            # Across at that height to above the item, then the usual pick and drop.
+            item = body_pos(sim, f"item{i}")
+            out.append(kp([item[0], item[1], high], q_drop, True))
             out += item_keyposes(sim, f"item{i}", drop + sgn * self._LATERAL * frame[:, 1], q_drop)
         return out
 
