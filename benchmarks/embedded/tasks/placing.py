@@ -86,13 +86,20 @@ class RingOnPeg(Task):
         side = np.array([-np.sin(yaw), np.cos(yaw), 0.0])  # ring +y: the bar the gripper takes
         s = sim.scale_of("ring")
         bar = (_RING_OUT - _RING_BAR) * s  # ring centre -> the middle of a bar
-        # The inner open finger descends into the ring's hole; on a small (resized) ring it would land on the
-        # opposite bar, so the TCP aims further out and the closing fingers then centre the bar between them.
-        out = max(0.0, _FINGER_SPAN - (2 * _RING_OUT - 3 * _RING_BAR) * s + 0.004)
-        grasp = ring + (bar + out) * side
+        if 2 * _RING_OUT * s <= 2 * FINGER_OPEN - 0.005:
+            # A small (resized) ring fits between the open fingers: take it across, by two opposite bars.
+            aim = held = 0.0
+        else:
+            # One bar, fingers across it. The inner open finger descends into the ring's hole: on a slightly small
+            # ring it would land on the opposite bar, so the TCP aims further out, but still inside the bar (else
+            # the outer finger never touches it); closing then centres the bar between the fingers.
+            inside_hole = _FINGER_SPAN - (2 * _RING_OUT - 3 * _RING_BAR) * s  # least outward shift
+            out = (inside_hole + _RING_BAR * s) / 2 if inside_hole > 0 else 0.0
+            aim, held = bar + out, bar
+        grasp = ring + aim * side
         peg = sim.model.body_pos[sim.body_id("peg0")]
-        # Keep the ring's yaw: the TCP goes where the bar must be when the ring is centred on the peg.
-        place = np.array([peg[0], peg[1], TABLE_TOP + 0.03]) + bar * side
+        # Keep the ring's yaw: the TCP goes where the held point must be when the ring is centred on the peg.
+        place = np.array([peg[0], peg[1], TABLE_TOP + 0.03]) + held * side
         return _pick_and_place(grasp, top_down(yaw + np.pi / 2), place)
 
     def success(self, sim: Sim) -> bool:
