@@ -17,7 +17,9 @@ install: system-libs
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: an unpinned resolve would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[sim,dev]"
+	$(PIP) install --quiet -e ".[sim,dev,viz]"
+	# openpi's real client for the serving tests: its metadata pins numpy < 2, its code runs on our numpy 2.
+	$(PIP) install --quiet --no-deps openpi-client==0.1.2
 
 system-libs:
 	@missing=$$(for p in $(DEB_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -56,10 +58,17 @@ tasks-report:
 tasks-gallery:
 	$(PY) -m benchmarks.embedded.gallery --out docs/images/tasks
 
-# Heatmap pre-training of the small preset on synthetic scenes into runs/pretrain (pretrain/configs/synthetic.yaml);
-# fine-tune from it with `bridgevla train ... init.checkpoint=runs/pretrain/policy`.
+# Heatmap pre-training (docs/pretraining.md); fine-tune from it with `bridgevla train ... init.checkpoint=<out>/policy`.
+# Default: the small preset on synthetic scenes into runs/pretrain (pretrain/configs/synthetic.yaml). Real data:
+#   make pretrain-heatmap DATA=robopoint DATA_PATH=/data/robopoint/detection_data.json IMAGES=/data/robopoint/images
+#   make pretrain-heatmap DATA=coco DATA_PATH=coco/annotations/instances_val2017.json IMAGES=coco/val2017
+# The 3B recipe on 8 GPUs: PRETRAIN_CONFIG=pretrain/configs/reference.yaml GPUS=8 (plus DATA_PATH/IMAGES and
+# ARGS="model.backbone_path=/models/paligemma-3b-pt-224"). ARGS takes any other key=value overrides.
+PRETRAIN_CONFIG ?= pretrain/configs/synthetic.yaml
 pretrain-heatmap:
-	$(PY) -m pretrain --config pretrain/configs/synthetic.yaml
+	$(if $(GPUS),$(VENV)/bin/torchrun --nproc_per_node $(GPUS),$(PY)) -m pretrain --config $(PRETRAIN_CONFIG) \
+		$(if $(DATA),data.source=$(DATA)) $(if $(DATA_PATH),data.annotations=$(DATA_PATH)) \
+		$(if $(IMAGES),data.images=$(IMAGES)) $(ARGS)
 
 # The main job: demos -> train the small preset on CPU -> evaluate with baselines (bridgevla/configs/demo.yaml).
 demo:

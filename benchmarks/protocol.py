@@ -22,6 +22,32 @@ import torch
 from rendering.cameras import depth_to_world
 
 MAX_EPISODE_KEYPOSES = 25
+# Runners hand environments the seed ``offset + EPISODE_STRIDE * run + episode``: harnesses whose test episodes are
+# stored (RLBench's test demos, GemBench's per-seed sets) recover the run and the episode from it with divmod.
+EPISODE_STRIDE = 10_000
+
+
+def episode_seed(run: int, episode: int, offset: int = 0) -> int:
+    """The environment seed of episode ``episode`` of evaluation run ``run`` (see ``EPISODE_STRIDE``)."""
+    if not 0 <= episode < EPISODE_STRIDE:
+        raise ValueError(f"episode must be in [0, {EPISODE_STRIDE}), got {episode}")
+    if run < 0 or offset < 0:
+        raise ValueError(f"run and offset must be >= 0, got run={run}, offset={offset}")
+    return offset + EPISODE_STRIDE * run + episode
+
+
+def split_episode_seed(seed: int, offset: int = 0) -> tuple[int, int]:
+    """``(run, episode)`` back from :func:`episode_seed`."""
+    if seed < offset:
+        raise ValueError(f"seed {seed} is below the offset {offset}")
+    run, episode = divmod(seed - offset, EPISODE_STRIDE)
+    return int(run), int(episode)
+
+
+class SimulatorError(RuntimeError):
+    """The simulator itself failed (crashed, hung, lost its state), not the policy: the episode is void rather
+    than failed. Environments raise it from ``reset``/``step`` after cleaning up, and relaunch on the next
+    ``reset``; runners rerun the episode from the start (a bounded number of times)."""
 
 
 @dataclass
@@ -128,7 +154,8 @@ class StepResult(NamedTuple):
 class Environment(Protocol):
     """A benchmark or robot. Implementations must never let a bad keypose escape as an exception:
     an unreachable or invalid keypose ends the episode as a failure (``done=True, success=False`` with
-    ``info["error"]`` saying why)."""
+    ``info["error"]`` saying why). The one exception they may raise is :class:`SimulatorError`, when the simulator
+    itself broke."""
 
     def tasks(self) -> list[str]: ...
 

@@ -1,4 +1,5 @@
-"""``python -m pretrain --config FILE [key=value ...] [--resume]``: heatmap pre-training on synthetic scenes."""
+"""``python -m pretrain --config FILE [key=value ...] [--resume]``: heatmap pre-training (synthetic scenes, RoboPoint or
+COCO detection data; docs/pretraining.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pretrain.job import load_pretrain_config, run_pretraining
+    from pretrain.job import describe_grounding, load_pretrain_config, run_pretraining
 
     p = argparse.ArgumentParser(prog="python -m pretrain", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="YAML with PretrainJobConfig fields (default: the dataclass defaults)")
@@ -23,14 +24,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pretrain: error: {e}", file=sys.stderr)
         return 2
     out = Path(cfg.train.out_dir)
-    grounding = json.loads((out / "summary.json").read_text()).get("grounding")
+    summary = json.loads((out / "summary.json").read_text())
     print(f"pre-trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_second:.2f} steps/s); "
           f"final loss {result.final_loss:.4f}; policy saved to {out / 'policy'}")
-    if grounding:
-        error = (f"{grounding['median_error_px']:.2f} top-view pixels" if "median_error_px" in grounding
-                 else f"{grounding['median_error']:.3f} cube units")
-        print(f"grounding on {grounding['scenes']} held-out scenes ({grounding['views']} views): "
-              f"{grounding['accuracy']:.1%} nearest the named object, median error {error}")
+    for key in ("grounding", "grounding_synthetic"):
+        if summary.get(key):
+            print(describe_grounding(summary[key]))
+    data = summary.get("data")
+    if data:
+        print(f"data: {data['samples']} samples indexed ({data['train_samples']} train, {data['heldout_samples']} "
+              f"held out); {data['missing_images']} images missing, {data['unreadable_during_training']} unreadable "
+              f"in training, {data['unreadable_heldout']} held out ({out / 'data_report.json'})")
     return 0
 
 

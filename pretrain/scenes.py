@@ -98,6 +98,12 @@ class SceneBatch:
     def __len__(self) -> int:
         return self.points.shape[0]
 
+    def head(self, n: int) -> SceneBatch:
+        """The first ``n`` scenes."""
+        take = {k: getattr(self, k)[:n] for k in ("points", "colors", "mask", "target", "centres", "present",
+                                                   "target_index")}
+        return SceneBatch(**take, instructions=self.instructions[:n], colour_names=self.colour_names[:n])
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SceneBatch:
         move = {k: getattr(self, k).to(device, non_blocking=non_blocking)
                 for k in ("points", "colors", "mask", "target", "centres", "present", "target_index")}

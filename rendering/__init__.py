@@ -11,25 +11,32 @@ from rendering.bounds import (
     world_to_cube,
     zoom,
 )
-from rendering.cameras import depth_to_world
+from rendering.cameras import depth_to_world, world_to_pixels
 from rendering.heatmaps import (
+    box_centre_targets,
+    box_centres_px,
+    box_grounding,
     fuse_heatmaps,
     gaussian_targets,
     grid_centers,
+    heatmap_scores,
     points_in_views,
     soft_fuse_heatmaps,
 )
+from rendering.markers import keypose_markers, sphere_points
 from rendering.render import DEFAULT_SPLAT_RADIUS, Rendered, render
 from rendering.rotation import (
     bins_to_euler,
     bins_to_quaternion,
     euler_to_quaternion,
     matrix_to_quaternion,
+    matrix_to_rotation_6d,
     normalize_quaternion,
     quaternion_angle,
     quaternion_to_bins,
     quaternion_to_euler,
     quaternion_to_matrix,
+    rotation_6d_to_matrix,
 )
 from rendering.views import NUM_VIEWS, VIEW_NAMES, in_image, lift, pixel_index, project, view_axes, view_matrices
 
@@ -42,6 +49,9 @@ __all__ = [
     "VIEW_NAMES",
     "bins_to_euler",
     "bins_to_quaternion",
+    "box_centre_targets",
+    "box_centres_px",
+    "box_grounding",
     "crop_to_bounds",
     "cube_to_world",
     "depth_to_world",
@@ -49,9 +59,12 @@ __all__ = [
     "fuse_heatmaps",
     "gaussian_targets",
     "grid_centers",
+    "heatmap_scores",
     "in_image",
+    "keypose_markers",
     "lift",
     "matrix_to_quaternion",
+    "matrix_to_rotation_6d",
     "normalize_quaternion",
     "pad_clouds",
     "pixel_index",
@@ -62,10 +75,13 @@ __all__ = [
     "quaternion_to_euler",
     "quaternion_to_matrix",
     "render",
+    "rotation_6d_to_matrix",
     "soft_fuse_heatmaps",
+    "sphere_points",
     "unzoom",
     "view_axes",
     "view_matrices",
     "world_to_cube",
+    "world_to_pixels",
     "zoom",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rendering.views import NUM_VIEWS, in_image, project, view_axes
@@ -110,6 +111,27 @@ def fuse_heatmaps(heatmaps: Tensor, grid_res: int = 224, max_chunk_elements: int
     return torch.stack([g[ix], g[iy], g[iz]], dim=-1)
 
 
+def heatmap_scores(heatmaps: Tensor, points: Tensor) -> Tensor:
+    """The fusion score at arbitrary cube points: the mean over views of each view's bilinearly sampled probability at
+    the point's projection (0 outside the image) — the function :func:`fuse_heatmaps` maximises over its grid, here
+    evaluated where the points are (e.g. to colour a point cloud by what the policy believes).
+
+    ``heatmaps`` (B, 3, S, S), ``points`` (B, N, 3) cube coordinates → scores (B, N)."""
+    _check_heatmaps(heatmaps)
+    b, v, s, _ = heatmaps.shape
+    if not isinstance(points, Tensor) or points.ndim != 3 or points.shape[0] != b or points.shape[2] != 3 \
+            or not points.is_floating_point():
+        raise ValueError(f"points must be a float tensor of shape ({b}, N, 3), got {getattr(points, 'shape', points)}")
+    n = points.shape[1]
+    uv = project(points.to(heatmaps.dtype), s)[..., :2]  # (B, N, V, 2)
+    # grid_sample with align_corners=False puts -1 on the left edge of pixel 0, i.e. u = -0.5: the same bilinear
+    # weights, zero outside, as the fusion's interpolation matrices.
+    grid = ((uv + 0.5) * (2.0 / s) - 1.0).permute(0, 2, 1, 3).reshape(b * v, 1, n, 2)
+    sampled = F.grid_sample(heatmaps.reshape(b * v, 1, s, s), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+    return sampled.view(b, v, n).mean(1)
+
+
 def soft_fuse_heatmaps(heatmaps: Tensor) -> Tensor:
     """Differentiable decode: each view's expected (u, v) gives two cube coordinates; every cube axis is seen by two
     views and the two estimates are averaged. Returns cube points (B, 3)."""
@@ -154,3 +176,80 @@ def gaussian_targets(points: Tensor, image_size: int, sigma: float = 1.5, cutoff
 def points_in_views(points: Tensor, image_size: int) -> Tensor:
     """Bool (B, V): whether each cube point projects inside each view (useful to mask zoomed targets)."""
     return in_image(project(points, image_size), image_size)
+
+
+# --------------------------------------------------------------------------- 2D grounding (single images, boxes)
+# Image coordinates of detection data are *normalised*: (x, y) in [0, 1], origin at the image's top-left corner, x
+# to the right, y down. In pixels of an S-pixel square image, pixel centres sit at integers (as in ``project``):
+# u = x·S − 0.5, v = y·S − 0.5.
+
+
+def _check_boxes(boxes: Tensor, valid: Tensor) -> None:
+    if not isinstance(boxes, Tensor) or boxes.ndim != 3 or boxes.shape[-1] != 4 or not boxes.is_floating_point():
+        raise ValueError(f"boxes must be a float tensor of shape (B, K, 4), got {getattr(boxes, 'shape', boxes)}")
+    if not isinstance(valid, Tensor) or valid.dtype != torch.bool or valid.shape != boxes.shape[:2]:
+        raise ValueError(f"valid must be a bool tensor of shape {tuple(boxes.shape[:2])}, got "
+                         f"{getattr(valid, 'shape', valid)}")
+    if not bool(valid.any(-1).all()):
+        raise ValueError("every sample needs at least one valid box")
+    if not bool(torch.isfinite(boxes[valid]).all()):
+        raise ValueError("boxes must be finite")
+
+
+def box_centres_px(boxes: Tensor, image_size: int) -> Tensor:
+    """Normalised boxes (..., 4) as (x1, y1, x2, y2) → their centres (..., 2) as continuous pixel (u, v)."""
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    return centre * image_size - 0.5
+
+
+def box_centre_targets(boxes: Tensor, valid: Tensor, image_size: int, sigma: float = 2.0,
+                       cutoff: float = 3.0) -> Tensor:
+    """2D grounding target maps (B, S, S), summing to 1, for normalised boxes (B, K, 4) (x1, y1, x2, y2) of which
+    ``valid`` (B, K) are real (the rest is padding).
+
+    Each box gets a Gaussian of ``sigma`` pixels at its centre, zero beyond ``cutoff``·σ and normalised to sum 1
+    (a centre outside the image is clamped onto the border first, as in :func:`gaussian_targets`). Several boxes are
+    merged as the reference merges them: at each pixel, the mean over the boxes whose support covers that pixel,
+    and then the map is normalised to sum 1 — so k disjoint boxes share the mass equally, and where supports overlap
+    the map is their average rather than their sum. Memory is B·K·S² values: build the maps of large images per sample.
+    """
+    _check_boxes(boxes, valid)
+    if not (sigma > 0 and math.isfinite(sigma) and cutoff > 0 and math.isfinite(cutoff)):
+        raise ValueError(f"sigma and cutoff must be positive, got {sigma!r}, {cutoff!r}")
+    if sigma * cutoff < 1.0:
+        # The support must reach the pixel nearest to any centre (at most 0.71 px away), or a map could be empty.
+        raise ValueError(f"sigma * cutoff must be >= 1 pixel, got {sigma * cutoff}")
+    s = image_size
+    uv = box_centres_px(boxes, s).clamp(-0.5, s - 0.5)  # (B, K, 2)
+    idx = torch.arange(s, dtype=boxes.dtype, device=boxes.device)
+    du2 = (idx.view(1, 1, 1, s) - uv[..., 0, None, None]) ** 2  # (B, K, 1, S)
+    dv2 = (idx.view(1, 1, s, 1) - uv[..., 1, None, None]) ** 2  # (B, K, S, 1)
+    d2 = du2 + dv2
+    inside = (d2 <= (cutoff * sigma) ** 2) & valid[..., None, None]
+    g = torch.where(inside, torch.exp(-d2 / (2 * sigma * sigma)), torch.zeros((), dtype=boxes.dtype,
+                                                                                device=boxes.device))
+    g = g / g.sum((2, 3), keepdim=True).clamp_min(torch.finfo(boxes.dtype).tiny)
+    merged = g.sum(1) / inside.sum(1).clamp_min(1)
+    return merged / merged.sum((1, 2), keepdim=True)
+
+
+def box_grounding(heatmaps: Tensor, boxes: Tensor, valid: Tensor) -> dict[str, Tensor]:
+    """Score 2D heatmaps or logits (B, S, S) against normalised boxes (B, K, 4) / ``valid`` (B, K).
+
+    The prediction is the arg-max pixel (the first in row-major order on ties). Returns ``peak`` (B, 2) as integer
+    pixel (u, v); ``inside`` (B,) whether that pixel's centre lies inside any valid box (edges included);
+    ``distance_px`` (B,) from it to the nearest valid box centre, in pixels of this map.
+    """
+    _check_boxes(boxes, valid)
+    if not isinstance(heatmaps, Tensor) or heatmaps.ndim != 3 or heatmaps.shape[1] != heatmaps.shape[2]:
+        raise ValueError(f"heatmaps must have shape (B, S, S), got {getattr(heatmaps, 'shape', heatmaps)}")
+    if heatmaps.shape[0] != boxes.shape[0]:
+        raise ValueError(f"heatmaps ({heatmaps.shape[0]}) and boxes ({boxes.shape[0]}) differ in batch size")
+    s = heatmaps.shape[-1]
+    flat = heatmaps.flatten(1).argmax(-1)
+    peak = torch.stack([flat % s, flat // s], -1)  # (B, 2) = (u, v)
+    xy = (peak.to(boxes.dtype) + 0.5) / s  # the peak pixel's centre, normalised
+    within = ((xy[:, None] >= boxes[..., :2]) & (xy[:, None] <= boxes[..., 2:])).all(-1) & valid
+    d = (box_centres_px(boxes, s) - peak[:, None].to(boxes.dtype)).norm(dim=-1)
+    d = d.masked_fill(~valid, math.inf).amin(-1)
+    return {"peak": peak, "inside": within.any(-1), "distance_px": d}

@@ -123,3 +123,27 @@ def quaternion_angle(q1: Tensor, q2: Tensor) -> Tensor:
     return torch.rad2deg(2 * torch.acos(d))
 
 
+
+
+def rotation_6d_to_matrix(x: Tensor) -> Tensor:
+    """(..., 6) → (..., 3, 3): the continuous 6D rotation representation (Zhou et al., CVPR 2019).
+
+    The six numbers are two 3-vectors; Gram-Schmidt turns them into the first two columns of the matrix and their
+    cross product is the third. Every 6-vector with two non-parallel halves maps to a proper rotation (det +1), and
+    unlike Euler angles or quaternions the map has no discontinuity for a network to straddle.
+    """
+    if not isinstance(x, Tensor) or x.shape[-1:] != (6,) or not x.is_floating_point():
+        raise ValueError(f"rotation_6d must be a float tensor of shape (..., 6), got {getattr(x, 'shape', x)}")
+    a, b = x[..., :3], x[..., 3:]
+    c1 = torch.nn.functional.normalize(a, dim=-1, eps=1e-8)
+    c2 = torch.nn.functional.normalize(b - (c1 * b).sum(-1, keepdim=True) * c1, dim=-1, eps=1e-8)
+    c3 = torch.linalg.cross(c1, c2, dim=-1)
+    return torch.stack([c1, c2, c3], dim=-1)
+
+
+def matrix_to_rotation_6d(m: Tensor) -> Tensor:
+    """(..., 3, 3) rotation matrices → (..., 6): their first two columns (the inverse of ``rotation_6d_to_matrix``
+    on rotation matrices)."""
+    if not isinstance(m, Tensor) or m.shape[-2:] != (3, 3):
+        raise ValueError(f"matrix must have shape (..., 3, 3), got {getattr(m, 'shape', m)}")
+    return torch.cat([m[..., :, 0], m[..., :, 1]], dim=-1)

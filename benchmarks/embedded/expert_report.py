@@ -27,7 +27,6 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
-from benchmarks import tables
 from benchmarks.embedded import perturbations as pert
 from benchmarks.embedded import suites
 from benchmarks.embedded.config import SUITES, EmbeddedConfig
@@ -83,17 +82,18 @@ def table(rows: list[dict]) -> str:
 
 def perturbation_report(rows: list[dict]) -> str:
     """Expert success per (task, factor) in COLOSSEUM's layout, then every excluded cell with its reason."""
-    t = suites.perturbation_table([{**r, "seed": 0} for r in rows])  # one run: the seeds are its episodes
+    headline, per_task = suites.perturbation_tables([{**r, "agent": "expert", "seed": 0} for r in rows])
     counts = {n: len([r for r in rows if r["task"] == n]) for n in {r["task"] for r in rows}}
-    out = [tables.colosseum_markdown(t, std=False), "",
+    tasks = {pert.split_name(r["task"])[0] for r in rows}
+    out = [headline.markdown(), per_task.markdown(),
            f"Episodes per cell: {min(counts.values())}-{max(counts.values())}. Excluded cells (factor not defined "
            "for the task):", ""]
-    out += [f"- {task} × {f}: {why}" for task, f, why in suites.excluded_cells() if task in t.tasks]
+    out += [f"- {task} × {f}: {why}" for task, f, why in suites.excluded_cells() if task in tasks]
     return "\n".join(out)
 
 
 def levels_report(rows: list[dict]) -> str:
-    return tables.gembench_markdown(suites.level_table([{**r, "seed": 0} for r in rows]), std=False)
+    return "\n".join(t.markdown() for t in suites.level_tables([{**r, "agent": "expert", "seed": 0} for r in rows]))
 
 
 def main(argv: list[str] | None = None) -> int:

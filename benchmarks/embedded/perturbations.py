@@ -21,6 +21,8 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from benchmarks.colosseum.env import FACTORS as COLOSSEUM_FACTORS
+from benchmarks.colosseum.env import PUBLISHED_FACTORS
 from benchmarks.embedded.config import PerturbationConfig
 from benchmarks.embedded.palette import COLOURS
 from benchmarks.embedded.scene import STATIC_CAMERAS, TABLE_TOP
@@ -39,14 +41,11 @@ COLOSSEUM_INDEX: dict[str, int] = {
     NONE: 0, ALL: 1, "mo_colour": 2, "ro_colour": 3, "mo_texture": 4, "ro_texture": 5, "mo_size": 6, "ro_size": 7,
     "light_colour": 8, "table_colour": 9, "table_texture": 10, "distractor": 11, "background_texture": 12,
     "camera_pose": 14, "friction": 16, "mass": 17}
-COLOSSEUM_NAMES: dict[str, str] = {
-    NONE: "No_Perturbation", ALL: "All", "mo_colour": "MO_Color", "ro_colour": "RO_Color", "mo_texture": "MO_Texture",
-    "ro_texture": "RO_Texture", "mo_size": "MO_Size", "ro_size": "RO_Size", "light_colour": "Light_Color",
-    "table_colour": "Table_Color", "table_texture": "Table_Texture", "distractor": "Distractor",
-    "background_texture": "Background_Texture", "camera_pose": "Camera_Pose", "friction": "Friction", "mass": "Mass"}
-# COLOSSEUM's published average is the plain mean of its columns 1-14; friction and mass (16, 17) are reported
-# but not averaged. Our average takes the same columns (13 of them: 13 has no counterpart).
-AVERAGED: tuple[str, ...] = tuple(f for f in SUITE_FACTORS if 1 <= COLOSSEUM_INDEX[f] <= 14)
+# Column names and the averaged columns are COLOSSEUM's own (benchmarks/colosseum): the published average is the
+# plain mean of columns 1-14; friction and mass (16, 17) are reported but not averaged. Ours takes the same columns
+# (13 of them: 13 has no counterpart).
+COLOSSEUM_NAMES: dict[str, str] = {f: COLOSSEUM_FACTORS[i] for f, i in COLOSSEUM_INDEX.items()}
+AVERAGED: tuple[str, ...] = tuple(f for f in SUITE_FACTORS if COLOSSEUM_INDEX[f] in PUBLISHED_FACTORS)
 
 SEPARATOR = "@"  # perturbed task names: "<task>@<factor>"
 

@@ -1,36 +1,48 @@
-"""The embedded benchmark's two evaluation suites as tables: episode records -> COLOSSEUM-style perturbation table
-or GemBench-style level table (``benchmarks.tables``).
+"""The embedded benchmark's two evaluation suites laid out as the published harnesses' tables: episode records of
+the ``perturbations`` suite -> COLOSSEUM's layout (``benchmarks.colosseum.table``), of the ``levels`` suite ->
+GemBench's (``benchmarks.gembench.table``). One layout each, shared with the real harnesses: the same columns,
+the same averaging rules and the same standard deviations over evaluation seeds (runs).
 
-A record is one finished episode as the evaluation runner (or ``expert_report``) writes it: at least ``task`` (a
-suite task name), ``seed`` (the evaluation seed: rates are computed per seed, then mean ± std over seeds) and
-``success``.
+A record is one finished episode as the evaluation runner writes it: ``agent``, ``task`` (a suite task name),
+``seed`` (the evaluation run) and ``success``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from benchmarks import tables
+from benchmarks.colosseum.env import cell_name as colosseum_cell
+from benchmarks.colosseum.table import colosseum_tables
 from benchmarks.embedded import perturbations as pert
-from benchmarks.embedded.levels import LEVELS, level_of
+from benchmarks.embedded.levels import LEVELS
 from benchmarks.embedded.tasks import TASKS
+from benchmarks.gembench.table import gembench_tables
+from benchmarks.tables import Table
+
+PERTURBATIONS_TITLE = "Embedded perturbations (COLOSSEUM layout)"
+LEVELS_TITLE = "Embedded levels (GemBench layout)"
 
 
-def perturbation_table(records: Iterable[Mapping]) -> tables.ColosseumTable:
-    """Tasks (catalogue order) × factors (COLOSSEUM's order and names), the average over COLOSSEUM's columns."""
-    rates = {(*pert.split_name(t), s): r for (t, s), r in tables.rates_by(records, ["task", "seed"]).items()}
-    present = {t for t, _, _ in rates}
-    unknown = sorted(present - set(TASKS))
-    if unknown:
-        raise ValueError(f"records: tasks {unknown} are not perturbation-suite tasks")
-    return tables.colosseum_table(rates, [t for t in TASKS if t in present], pert.SUITE_FACTORS, pert.AVERAGED,
-                                  pert.COLOSSEUM_NAMES)
+def perturbation_tables(records: Iterable[Mapping[str, Any]]) -> list[Table]:
+    """Headline (a row per agent: the average, then one column per factor) and a task × factor table per agent.
+    Each ``<task>@<factor>`` cell becomes COLOSSEUM's ``<task>_<index>``; excluded cells have no records, so they
+    are left out of their columns."""
+    recs = []
+    for r in records:
+        task, factor = pert.split_name(r["task"])
+        if task not in TASKS:
+            raise ValueError(f"records: {r['task']!r} is not a perturbation-suite task")
+        recs.append({**r, "task": colosseum_cell(task, pert.COLOSSEUM_INDEX[factor])})
+    tables = colosseum_tables(recs, reference=False, title=PERTURBATIONS_TITLE)
+    tables[0].notes.append("COLOSSEUM column 13 (RLBench variations) has no embedded counterpart; excluded "
+                           "(undefined) task x factor cells are left out of their column (docs/tasks.md)")
+    return tables
 
 
-def level_table(records: Iterable[Mapping]) -> tables.GemBenchTable:
-    """L1-L4 as GemBench reports them: per level the mean over its tasks, mean ± std over seeds."""
-    rates = tables.rates_by(records, ["task", "seed"])
-    return tables.gembench_table(rates, {t: level_of(t) for t, _ in rates}, tuple(LEVELS))
+def level_tables(records: Iterable[Mapping[str, Any]]) -> list[Table]:
+    """Headline (a row per agent: the average, then L1-L4) and every task, as GemBench reports its levels."""
+    return gembench_tables(records, reference=False, level_lists=LEVELS, title=LEVELS_TITLE)
 
 
 def excluded_cells() -> list[tuple[str, str, str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,13 +23,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.dataset import Episode, list_episodes, load_episode
+from benchmarks.rlbench.demos import is_demo_root, open_demo_episodes
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import observation_cloud, subsample_cloud
+from bridgevla.data.preprocess import MemoryMarkers, add_memory_markers, observation_cloud, subsample_cloud
 
 
 @dataclass
 class DataConfig:
-    root: str = "data/demos"  # a dataset folder written by `bridgevla generate`
+    root: str = "data/demos"  # a dataset folder written by `bridgevla generate`, or RLBench/COLOSSEUM/GemBench demos
+    # "auto": RLBench-layout episode folders (``<task>/<variations>/episodes/episode<N>``) are read in place,
+    # anything else as our own format; "bridgevla" / "rlbench" force one (benchmarks/rlbench/demos.py).
+    format: Literal["auto", "bridgevla", "rlbench"] = "auto"
+    image_size: int = 0  # RLBench-layout demos: read the images at this size (a whole divisor; 0 = as stored)
+    keyframe_start: Literal["wrap", "clamp"] = "wrap"  # RLBench-layout demos: PerAct's heuristic; GemBench's clamps
     tasks: list[str] = field(default_factory=list)  # empty: every task folder under root
     episodes_per_task: int = 0  # use the first N episodes of each task; 0: all
     augmentation_every: int = 10  # demo augmentation stride in frames; 0: keyframe starts only
@@ -38,7 +45,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.root:
             raise ValueError("data.root must name a dataset folder")
-        for name in ("episodes_per_task", "augmentation_every"):
+        for name in ("episodes_per_task", "augmentation_every", "image_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -83,41 +90,56 @@ class KeyframeDataset(Dataset):
     """Indexed by ``(micro_step, slot)`` keys (see module doc); ``len`` is the number of distinct samples."""
 
     def __init__(self, cfg: DataConfig, bounds: list[float], seed: int = 0, max_points: int = 0,
-                 cameras: list[str] | None = None) -> None:
-        """``max_points`` and ``cameras`` are the policy's input settings (``BridgeVLAConfig.max_points`` /
-        ``.cameras``, empty = every camera), passed in so that training clouds are built exactly as ``act()`` builds
-        test clouds."""
-        from pathlib import Path
-
+                 cameras: list[str] | None = None, memory: MemoryMarkers | None = None) -> None:
+        """``max_points``, ``cameras`` and ``memory`` are the policy's input settings (``BridgeVLAConfig.max_points``
+        / ``.cameras``, empty = every camera / ``.memory_markers()``), passed in so that training clouds are built
+        exactly as ``act()`` builds test clouds. With memory, a sample's cloud carries markers at the keyposes the
+        demo executed before its target (the keyframes before it)."""
         root = Path(cfg.root)
         if not root.is_dir():
             raise ValueError(f"data.root: {root} does not exist; generate demos first "
                              f"(bridgevla generate --out {root} ...)")
-        tasks = list(cfg.tasks) or sorted(p.name for p in root.iterdir() if p.is_dir())
-        if not tasks:
-            raise ValueError(f"data.root: {root} holds no task folders")
         if max_points < 0:
             raise ValueError(f"max_points must be >= 0, got {max_points}")
         self.cfg, self.bounds, self.seed, self.max_points = cfg, list(bounds), seed, max_points
+        self.memory = memory
         self.cameras = list(cameras) if cameras else None
-        self.tasks = tasks
+        by_task = self._open(root)
+        self.tasks = list(by_task)
         self.episodes: list[Episode] = []
         self.by_task: list[list[SampleRef]] = []
-        for task in tasks:
-            paths = list_episodes(root, [task])
-            if cfg.episodes_per_task:
-                paths = paths[: cfg.episodes_per_task]
-            if not paths:
-                raise ValueError(f"data.tasks: no complete episodes of {task!r} under {root}")
+        for task, episodes in by_task.items():
             refs: list[SampleRef] = []
-            for p in paths:
-                ep = load_episode(p)
+            for ep in episodes:
                 refs += sample_refs(ep, len(self.episodes), cfg.augmentation_every)
                 self.episodes.append(ep)
             if not refs:
                 raise ValueError(f"data.tasks: episodes of {task!r} under {root} yield no samples (no keyframes?)")
             self.by_task.append(refs)
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _open(self, root: Path) -> dict[str, list[Episode]]:
+        """``{task: episodes}`` from our format or, read in place, RLBench/COLOSSEUM/GemBench demo folders."""
+        cfg = self.cfg
+        if cfg.format == "rlbench" or (cfg.format == "auto" and is_demo_root(root)):
+            opened = open_demo_episodes(root, cfg.tasks or None, episodes_per_task=cfg.episodes_per_task,
+                                        cameras=self.cameras, image_size=cfg.image_size or None,
+                                        keyframe_start=cfg.keyframe_start)
+            if not opened:
+                raise ValueError(f"data.root: {root} holds no RLBench-layout episodes")
+            return opened
+        tasks = list(cfg.tasks) or sorted(p.name for p in root.iterdir() if p.is_dir())
+        if not tasks:
+            raise ValueError(f"data.root: {root} holds no task folders")
+        out = {}
+        for task in tasks:
+            paths = list_episodes(root, [task])
+            if cfg.episodes_per_task:
+                paths = paths[: cfg.episodes_per_task]
+            if not paths:
+                raise ValueError(f"data.tasks: no complete episodes of {task!r} under {root}")
+            out[task] = [load_episode(p) for p in paths]
+        return out
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_task)
@@ -141,6 +163,9 @@ class KeyframeDataset(Dataset):
         ep = self.episodes[ref.episode]
         points, colors = self.cloud(ref)
         points, colors = subsample_cloud(points, colors, self.max_points, rng)
+        if self.memory is not None and self.memory.keyposes:
+            done = [_target_keypose(ep, j) for j in range(max(0, ref.target - self.memory.keyposes), ref.target)]
+            points, colors = add_memory_markers(points, colors, [(k[0], k[2]) for k in done], self.memory)
         pos, quat, grip, ignore = _target_keypose(ep, ref.target)
         text = ep.instructions[0] if self.cfg.instruction == "first" else \
             ep.instructions[int(rng.integers(len(ep.instructions)))]

@@ -8,14 +8,15 @@ that fails every episode (REFERENCE §6).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from benchmarks.protocol import Observation
-from rendering import SceneBounds, crop_to_bounds
+from rendering import SceneBounds, crop_to_bounds, keypose_markers
 
 ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
@@ -85,3 +86,36 @@ def observation_cloud(
     """An observation's fused world cloud through :func:`prepare_cloud` (all cameras unless ``cameras``)."""
     points, colors = observation.point_cloud(cameras)
     return prepare_cloud(points, colors, bounds)
+
+
+@dataclass(frozen=True)
+class MemoryMarkers:
+    """The policy's memory of the episode (``BridgeVLAConfig.memory_keyposes`` and its marker settings): the last
+    ``keyposes`` executed keyposes drawn into the cloud as ``rendering.keypose_markers``. 0 keyposes = off."""
+
+    keyposes: int = 0
+    radius: float = 0.015  # metres
+    points: int = 48  # per marker
+
+    def __post_init__(self) -> None:
+        if self.keyposes < 0 or self.points < 1 or not self.radius > 0:
+            raise ValueError(f"memory markers need keyposes >= 0, points >= 1 and radius > 0, got {self}")
+
+
+def add_memory_markers(
+    points: np.ndarray, colors: np.ndarray, history: Sequence[tuple[Any, Any]], memory: MemoryMarkers | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Append markers for the last ``memory.keyposes`` entries of ``history`` — ``(position (3,), gripper_open)``
+    pairs, oldest first — to a prepared cloud (float32 numpy). Applied after the point budget, so markers are never
+    subsampled away; in training (previous keyframes of the demo) and in ``act()`` (the keyposes executed so far)
+    alike."""
+    if memory is None or memory.keyposes == 0 or not history:
+        return points, colors
+    recent = list(history)[-memory.keyposes:]
+    pos = torch.as_tensor(np.asarray([np.asarray(p, dtype=np.float32).reshape(3) for p, _ in recent]))
+    grip = torch.as_tensor(np.asarray([float(g) for _, g in recent], dtype=np.float32))
+    if not bool(torch.isfinite(pos).all()):
+        raise ValueError("memory history holds a non-finite keypose position")
+    mp, mc = keypose_markers(pos, grip, memory.radius, memory.points)
+    return (np.concatenate([points, mp.numpy()]).astype(np.float32, copy=False),
+            np.concatenate([colors, mc.numpy()]).astype(np.float32, copy=False))

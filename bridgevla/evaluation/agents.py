@@ -91,15 +91,18 @@ class PolicyAgent:
         self.policy.eval()
         # None: not recording. A list: the runner wants a picture per step (views + heatmaps of both stages).
         self.frames: list[Any] | None = None
+        self.history: list[Keypose] = []  # keyposes sent this episode (a memory policy draws them into its input)
 
     def reset(self, env: Environment, observation: Observation, seed: int) -> None:
-        pass
+        self.history = []
 
     def act(self, observation: Observation) -> Keypose:
         if self.frames is None:
-            return self.policy.act(observation)
-        keypose, pred = self.policy.act(observation, return_prediction=True)
-        self.frames.append(prediction_picture(pred))
+            keypose = self.policy.act(observation, history=self.history)
+        else:
+            keypose, pred = self.policy.act(observation, return_prediction=True, history=self.history)
+            self.frames.append(prediction_picture(pred))
+        self.history.append(keypose)
         return keypose
 
 

@@ -1,22 +1,28 @@
-"""Which environment a benchmark name means, and which suites it offers. The runner only ever calls
-:func:`make_env`; the report only :func:`suite_table`.
+"""Which environment a benchmark name means, and the table it publishes. The runner only calls :func:`make_env`.
 
-A benchmark is a factory ``(options: dict) -> Environment``. Adapters for RLBench, COLOSSEUM and GemBench plug in
-by adding a line to ``BENCHMARKS`` (imports stay lazy: their simulators are optional installs). Any
-``"package.module:callable"`` also works as a benchmark name, which is how tests and user plug-ins add their own.
+A benchmark is a factory ``(options: dict) -> Environment`` (options = the ``env.<key>=value`` overrides, checked
+against the adapter's config dataclass) plus, for the published harnesses, the function that lays per-episode
+records out as the paper tables do (:func:`published_tables`). Imports stay inside the factories: the simulators
+are optional installs, and asking for one without it names the missing piece. Any ``"package.module:callable"``
+also works as a benchmark name, which is how tests and user plug-ins add their own.
 
-A suite is a named task list of a benchmark with its own published table layout: the environment gets the option
-``suite=<name>`` (it then lists the suite's tasks), and ``SUITES[benchmark][name]`` turns the episode records into
-the table (``benchmarks.tables``: ``markdown()``, ``csv()``, ``json()``, ``bars()``).
+A benchmark may also offer suites: named task lists with their own table layout (the embedded benchmark's
+COLOSSEUM-like ``perturbations`` and GemBench-like ``levels``). The environment gets the option ``suite=<name>``
+and lists the suite's tasks; ``published_tables(benchmark, records, suite)`` lays the records out as that suite's
+table.
+
+The published protocols (episodes, runs, seeds) are the shipped configs ``bridgevla/configs/eval_<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.protocol import Environment
+from benchmarks.tables import Table
 
 
 def _embedded(options: dict[str, Any]) -> Environment:
@@ -26,44 +32,86 @@ def _embedded(options: dict[str, Any]) -> Environment:
     return EmbeddedEnv(from_dict(EmbeddedConfig, dict(options), prefix="env."))
 
 
-BENCHMARKS: dict[str, Callable[[dict[str, Any]], Environment]] = {"embedded": _embedded}
+def _rlbench(options: dict[str, Any]) -> Environment:
+    from benchmarks.rlbench.env import RLBenchConfig, RLBenchEnv
+    from bridgevla.configuration import from_dict
+
+    return RLBenchEnv(from_dict(RLBenchConfig, dict(options), prefix="env."))
 
 
-def _embedded_perturbations(records: list[dict[str, Any]]) -> Any:
-    from benchmarks.embedded.suites import perturbation_table
+def _colosseum(options: dict[str, Any]) -> Environment:
+    from benchmarks.colosseum.env import ColosseumConfig, ColosseumEnv
+    from bridgevla.configuration import from_dict
 
-    return perturbation_table(records)
-
-
-def _embedded_levels(records: list[dict[str, Any]]) -> Any:
-    from benchmarks.embedded.suites import level_table
-
-    return level_table(records)
+    return ColosseumEnv(from_dict(ColosseumConfig, dict(options), prefix="env."))
 
 
-# benchmark -> suite -> (episode records -> table). The embedded benchmark: COLOSSEUM-like perturbation factors
-# and GemBench-like generalisation levels (docs/tasks.md).
-SUITES: dict[str, dict[str, Callable[[list[dict[str, Any]]], Any]]] = {
-    "embedded": {"perturbations": _embedded_perturbations, "levels": _embedded_levels},
+def _gembench(options: dict[str, Any]) -> Environment:
+    from benchmarks.gembench.env import GemBenchConfig, GemBenchEnv
+    from bridgevla.configuration import from_dict
+
+    return GemBenchEnv(from_dict(GemBenchConfig, dict(options), prefix="env."))
+
+
+def _rlbench_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.rlbench.table import rlbench_tables
+
+    return rlbench_tables(records)
+
+
+def _colosseum_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.colosseum.table import colosseum_tables
+
+    return colosseum_tables(records)
+
+
+def _gembench_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.gembench.table import gembench_tables
+
+    return gembench_tables(records)
+
+
+def _embedded_perturbations(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.embedded.suites import perturbation_tables
+
+    return perturbation_tables(records)
+
+
+def _embedded_levels(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.embedded.suites import level_tables
+
+    return level_tables(records)
+
+
+TableLayout = Callable[[Sequence[dict[str, Any]]], list[Table]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    make: Callable[[dict[str, Any]], Environment]
+    tables: TableLayout | None = None  # the published layout, if any
+    suites: dict[str, TableLayout] = field(default_factory=dict)  # suite name -> its table layout
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "embedded": Benchmark(_embedded, suites={"perturbations": _embedded_perturbations, "levels": _embedded_levels}),
+    "rlbench": Benchmark(_rlbench, _rlbench_tables),
+    "colosseum": Benchmark(_colosseum, _colosseum_tables),
+    "gembench": Benchmark(_gembench, _gembench_tables),
 }
 
 
 def check_suite(benchmark: str, suite: str) -> None:
-    known = SUITES.get(benchmark, {})
+    """A clear error unless ``suite`` is one of the benchmark's suites."""
+    known = BENCHMARKS[benchmark].suites if benchmark in BENCHMARKS else {}
     if suite not in known:
         raise ValueError(f"suite: {suite!r} is not a suite of benchmark {benchmark!r} (it has {sorted(known)})")
-
-
-def suite_table(benchmark: str, suite: str, records: list[dict[str, Any]]) -> Any:
-    """The suite's published table of ``records`` (one agent's episodes)."""
-    check_suite(benchmark, suite)
-    return SUITES[benchmark][suite](records)
 
 
 def make_env(benchmark: str, options: dict[str, Any] | None = None) -> Environment:
     options = dict(options or {})
     if benchmark in BENCHMARKS:
-        env = BENCHMARKS[benchmark](options)
+        env = BENCHMARKS[benchmark].make(options)
     elif ":" in benchmark:
         module, attr = benchmark.split(":", 1)
         try:
@@ -76,3 +124,12 @@ def make_env(benchmark: str, options: dict[str, Any] | None = None) -> Environme
     if not isinstance(env, Environment):
         raise ValueError(f"benchmark: {benchmark!r} built a {type(env).__name__}, which is not an Environment")
     return env
+
+
+def published_tables(benchmark: str, records: Sequence[dict[str, Any]], suite: str = "") -> list[Table] | None:
+    """The benchmark's published table layout of ``records``, or its suite's (None for benchmarks without one)."""
+    if suite:
+        check_suite(benchmark, suite)
+        return BENCHMARKS[benchmark].suites[suite](records)
+    entry = BENCHMARKS.get(benchmark)
+    return entry.tables(records) if entry is not None and entry.tables is not None else None

@@ -75,6 +75,7 @@ def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str,
                       augmentation_every=0, instruction="first", cache=False)
     # The seed only picks the point subset (max_points): fixed, so two runs score the same clouds.
     ds = KeyframeDataset(data, list(policy.config.bounds), seed=0, max_points=int(policy.config.max_points),
+                         memory=policy.config.memory_markers(),
                          cameras=list(policy.config.cameras))
     results: dict[str, dict[str, float]] = {}
     for task, refs in zip(ds.tasks, ds.by_task):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,70 +125,28 @@ def success_json(summary: dict[str, dict[str, Cell]], agent: str) -> dict[str, f
     return {t: round(c.mean, 4) for t, c in summary[agent].items()}
 
 
-def write_report(summary: dict[str, dict[str, Cell]], out_dir: str | Path, title: str = "success rate"
-                 ) -> dict[str, Path]:
-    """Write results.{md,csv,png,json} into ``out_dir``; returns their paths."""
+def videos_markdown(records: list[dict[str, Any]], out_dir: str | Path) -> str:
+    """A "Videos" section linking every episode video (``eval.videos``) relative to ``out_dir``; "" if none."""
+    rows = [r for r in records if r.get("video")]
+    if not rows:
+        return ""
+    lines = ["", "## Videos", "", "| agent | task | seed | episode | outcome | video |", "|---|---|---:|---:|---|---|"]
+    for r in rows:
+        rel = Path(os.path.relpath(r["video"], out_dir)).as_posix()
+        outcome = "success" if r["success"] else f"failure: {r['error'] or 'not solved'}".replace("|", "/")
+        lines.append(f"| {r['agent']} | {r['task']} | {r['seed']} | {r['episode']} | {outcome} | [{rel}]({rel}) |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(summary: dict[str, dict[str, Cell]], out_dir: str | Path, title: str = "success rate",
+                 records: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write results.{md,csv,png,json} into ``out_dir``; returns their paths. With ``records``, results.md also
+    links the episode videos."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"results.{k}" for k in ("md", "csv", "png", "json")}
-    paths["md"].write_text(markdown_table(summary))
+    paths["md"].write_text(markdown_table(summary) + videos_markdown(records or [], out))
     write_csv(summary, paths["csv"])
     plot(summary, paths["png"], title)
     paths["json"].write_text(json.dumps({a: success_json(summary, a) for a in summary}, indent=1))
     return paths
-
-
-# ---------------------------------------------------------------------------------------------------- suites
-def suite_tables(records: list[dict[str, Any]], benchmark: str, suite: str) -> dict[str, Any]:
-    """``{agent: table}``: the suite's published table (evaluation/envs.py SUITES) of each agent's episodes."""
-    from bridgevla.evaluation.envs import suite_table
-
-    if not records:
-        raise ValueError("records: no finished episodes to summarise")
-    agents = list(dict.fromkeys(r["agent"] for r in records))
-    return {a: suite_table(benchmark, suite, [r for r in records if r["agent"] == a]) for a in agents}
-
-
-def plot_suite(tables: dict[str, Any], path: Path, title: str) -> None:
-    """Grouped bars of each agent's summary row (factor columns or levels, then the average), ± std over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    agents = list(tables)
-    labels = list(dict.fromkeys(k for t in tables.values() for k in t.bars()))
-    x = np.arange(len(labels))
-    width = 0.8 / len(agents)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(labels) + 2), 3.8))
-    for k, agent in enumerate(agents):
-        bars = tables[agent].bars()
-        means = [100 * bars[c].mean if c in bars and bars[c].n else 0.0 for c in labels]
-        stds = [100 * bars[c].std if c in bars and bars[c].n else 0.0 for c in labels]
-        ax.bar(x + (k - (len(agents) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=agent)
-    ax.set_xticks(x, labels, rotation=35, ha="right")
-    ax.set_ylabel("success (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_suite_report(records: list[dict[str, Any]], benchmark: str, suite: str, out_dir: str | Path,
-                       title: str = "") -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write ``suite.{md,csv,json,png}`` (one table per agent) into ``out_dir``; returns the tables and paths."""
-    tables = suite_tables(records, benchmark, suite)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f"suite.{k}" for k in ("md", "csv", "png", "json")}
-    paths["md"].write_text("".join(f"## {a}\n\n{t.markdown()}\n\n" for a, t in tables.items()))
-    lines = []
-    for i, (agent, t) in enumerate(tables.items()):
-        head, *body = t.csv().splitlines()
-        lines += (["agent," + head] if i == 0 else []) + [f"{agent},{line}" for line in body]
-    paths["csv"].write_text("\n".join(lines) + "\n")
-    paths["json"].write_text(json.dumps({a: t.json() for a, t in tables.items()}, indent=1))
-    plot_suite(tables, paths["png"], title or f"{benchmark} {suite}")
-    return tables, paths

@@ -6,7 +6,13 @@
   ``max_keyposes`` keyposes; an agent that raises or returns a non-finite keypose fails the episode.
 - Every finished episode is one line appended to ``episodes.jsonl``; a restarted run reads it and skips what is
   done, so a crash costs at most the episodes in flight.
-- ``workers > 1`` runs one environment (and one agent) per process; the parent alone writes the JSONL.
+- A simulator failure (``benchmarks.protocol.SimulatorError``, or a worker process or Ray actor that died) voids the
+  episode rather than failing it: it is rerun from its reset in a fresh simulator, up to ``restarts`` times.
+- ``workers > 1`` runs one environment (and one agent) per process; with ``ray_address`` the same episodes go to
+  ``workers`` Ray actors (one simulator each) across a cluster (``bridgevla.evaluation.parallel``). Either way the
+  driver alone writes the JSONL, as results arrive.
+- ``videos=N``: an MP4 of each of the first N episodes per agent and task (first seed), written by
+  ``bridgevla.evaluation.video`` (optional ``[viz]`` extra); the episode's record names it.
 
 Nothing here knows a benchmark: environments come from ``bridgevla.evaluation.envs.make_env``.
 """
@@ -16,18 +22,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.protocol import MAX_EPISODE_KEYPOSES, Environment
+from benchmarks.protocol import EPISODE_STRIDE, MAX_EPISODE_KEYPOSES, Environment, SimulatorError
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
 from bridgevla.evaluation.envs import check_suite, make_env
+from bridgevla.evaluation.observe import EpisodeObserver
 
 EPISODES_FILE = "episodes.jsonl"
 
@@ -42,15 +47,22 @@ class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     max_keyposes: int = MAX_EPISODE_KEYPOSES
     seed_offset: int = 1_000_000
-    workers: int = 1  # processes, each with its own environment
+    workers: int = 1  # processes (or Ray actors), each with its own environment
+    restarts: int = 3  # reruns of an episode whose simulator failed (SimulatorError, a dead worker) before it fails
+    ray_address: str = ""  # "" = no Ray; "auto" = the running cluster; "local" = start one here; or "ray://host:port"
+    ray_num_cpus: float = 1.0  # per Ray actor (one simulator each)
+    ray_num_gpus: float = 0.0  # per Ray actor: give the policy agent a GPU share on GPU clusters
     out_dir: str = "runs/eval"
     device: str = "auto"
     bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])  # random baseline's box
     strips: int = 0  # PNG strips (views + heatmaps per step) of the first N episodes per task (policy agent)
+    videos: int = 0  # MP4 of the first N episodes per agent and task, first seed (needs the [viz] extra)
+    video_camera: str = ""  # the camera the videos show; empty: the observation's first camera
+    video_fps: int = 10
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
-    # A suite of the benchmark (evaluation/envs.py SUITES, e.g. embedded: perturbations, levels): the environment
-    # lists the suite's tasks, and the report adds the suite's published table. Empty: the plain task list.
+    # A suite of the benchmark (evaluation/envs.py, e.g. embedded: perturbations, levels): the environment
+    # lists the suite's tasks, and the report lays the results out as the suite's table. Empty: the task list.
     suite: str = ""
 
     def __post_init__(self) -> None:
@@ -74,14 +86,24 @@ class EvalConfig:
             raise ValueError(f"eval.bounds needs 6 values, got {len(self.bounds)}")
         if self.strips < 0:
             raise ValueError(f"eval.strips must be >= 0, got {self.strips}")
+        if self.videos < 0:
+            raise ValueError(f"eval.videos must be >= 0, got {self.videos}")
+        if self.video_fps < 1:
+            raise ValueError(f"eval.video_fps must be >= 1, got {self.video_fps}")
+        if self.restarts < 0:
+            raise ValueError(f"eval.restarts must be >= 0, got {self.restarts}")
+        if self.ray_num_cpus <= 0 or self.ray_num_gpus < 0:
+            raise ValueError(f"eval.ray_num_cpus must be > 0 and eval.ray_num_gpus >= 0, got "
+                             f"{self.ray_num_cpus} and {self.ray_num_gpus}")
+        if self.episodes > EPISODE_STRIDE:
+            raise ValueError(f"eval.episodes must be <= {EPISODE_STRIDE}, got {self.episodes}")
         if self.suite:
             check_suite(self.benchmark, self.suite)
-            if "suite" in self.env:
-                raise ValueError("eval.suite and eval.env.suite both given: set the suite once, with eval.suite")
-
-    def env_options(self) -> dict[str, Any]:
-        """Options of the environment: ``env``, plus the suite when one is asked for."""
-        return {**self.env, "suite": self.suite} if self.suite else dict(self.env)
+            if self.env.get("suite", self.suite) != self.suite:
+                raise ValueError(f"eval.suite {self.suite!r} and eval.env.suite {self.env['suite']!r} disagree: "
+                                 "set the suite once, with eval.suite")
+            # The environment lists the suite's tasks: every process that builds one gets the option.
+            self.env = {**self.env, "suite": self.suite}
 
 
 @dataclass(frozen=True)
@@ -100,37 +122,77 @@ class EpisodeSpec:
 
 def episode_specs(cfg: EvalConfig, tasks: list[str], variations: dict[str, int]) -> list[EpisodeSpec]:
     return [
-        EpisodeSpec(agent, task, e % variations[task], seed, e, cfg.seed_offset + 10_000 * seed + e)
+        EpisodeSpec(agent, task, e % variations[task], seed, e, cfg.seed_offset + EPISODE_STRIDE * seed + e)
         for agent in cfg.agents for task in tasks for seed in cfg.seeds for e in range(cfg.episodes)
     ]
 
 
 def run_episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
-                strip: Path | None = None) -> dict[str, Any]:
+                strip: Path | None = None, restarts: int = 0, video: VideoRequest | None = None,
+                observer: EpisodeObserver | None = None) -> dict[str, Any]:
     """One episode. Never raises for agent or environment misbehaviour: a long evaluation must not die on one bad
     episode, so the exception is recorded as the failure reason in the JSONL (and counted in the report).
-    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy)."""
+    A ``SimulatorError`` voids the attempt: the episode is rerun from its reset (the environment relaunches its
+    simulator) up to ``restarts`` times; the record's ``restarts`` says how many it took.
+    ``strip``: write a PNG of the agent's per-step pictures there (agents that can record, i.e. the policy).
+    ``video``: write an MP4 of the episode (its path goes into the record as ``video``). ``observer``: any other
+    :class:`~bridgevla.evaluation.observe.EpisodeObserver` (``bridgevla inspect`` uses one)."""
+    if video is not None and observer is not None:
+        raise ValueError("run_episode: pass a video or an observer, not both")
+    t0 = time.perf_counter()
+    last: SimulatorError | None = None
+    for attempt in range(restarts + 1):
+        if video is not None:  # a fresh film per attempt: a voided attempt's frames must not leak into the next
+            from bridgevla.evaluation.video import EpisodeVideo  # lazy: PyAV is an optional extra
+
+            observer = EpisodeVideo(video.path, spec, video.camera, video.fps)
+        try:
+            record = {**_recorded(env, agent, spec, max_keyposes, strip, observer), "restarts": attempt}
+        except SimulatorError as e:
+            last = e
+            continue
+        if video is not None and (written := observer.write(record)) is not None:
+            record["video"] = str(written)
+        return record
+    return failed_record(spec, f"simulator: {last}", restarts, time.perf_counter() - t0)
+
+
+def failed_record(spec: EpisodeSpec, error: str, restarts: int, seconds: float = 0.0) -> dict[str, Any]:
+    """The record of an episode that could not be run to an outcome (its simulator kept failing)."""
+    return {**asdict(spec), "success": False, "keyposes": 0, "error": error, "seconds": round(seconds, 3),
+            "restarts": restarts}
+
+
+def _recorded(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+              strip: Path | None, observer: EpisodeObserver | None = None) -> dict[str, Any]:
     recording = strip is not None and hasattr(agent, "frames")
     if recording:
         agent.frames = []
     try:
-        return _episode(env, agent, spec, max_keyposes)
+        return _episode(env, agent, spec, max_keyposes, observer)
     finally:
+        if observer is not None:
+            observer.close(env)
         if recording:
             if agent.frames:
                 save_strip(agent.frames, strip)
             agent.frames = None
 
 
-def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int) -> dict[str, Any]:
+def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: int,
+             observer: EpisodeObserver | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     success, steps, error = False, 0, None
     try:
         obs = env.reset(spec.task, spec.variation, spec.env_seed)
         agent.reset(env, obs, spec.env_seed)
+    except SimulatorError:
+        raise
     except Exception as e:
         error = f"reset: {type(e).__name__}: {e}"
     else:
+        if observer is not None:  # outside the try blocks: an observer's bug is not the agent's or the env's failure
+            observer.on_reset(env, obs)
         for steps in range(1, max_keyposes + 1):  # noqa: B007 (steps is reported)
             try:
                 kp = agent.act(obs)
@@ -143,9 +205,13 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
                 break
             try:
                 obs, ok, done, info = env.step(kp)
+            except SimulatorError:
+                raise
             except Exception as e:  # the protocol forbids it, but a simulator bug must not kill the whole run
                 error = f"env: {type(e).__name__}: {e}"
                 break
+            if observer is not None:
+                observer.on_step(env, kp, obs, info)
             if ok:
                 success = True
                 break
@@ -173,24 +239,24 @@ def read_done(path: Path) -> dict[tuple[str, str, int, int], dict[str, Any]]:
     return done
 
 
-# ---- worker processes: one environment and one set of agents per process --------------------------------------
-_WORKER: dict[str, Any] = {}
+class EpisodeWorker:
+    """One environment and the agents (each built on first use, so a worker that only runs baselines never loads
+    the model): what the driver, each worker process and each Ray actor run episodes with."""
 
+    def __init__(self, benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec],
+                 env: Environment | None = None) -> None:
+        self.env = make_env(benchmark, env_options) if env is None else env
+        self.specs = {s.name: s for s in agent_specs}
+        self.agents: dict[str, Agent] = {}
 
-def _worker_init(benchmark: str, env_options: dict[str, Any], agent_specs: list[AgentSpec]) -> None:
-    import torch
+    def run(self, spec: EpisodeSpec, max_keyposes: int, strip: Path | None, restarts: int,
+            video: VideoRequest | None = None) -> dict[str, Any]:
+        if spec.agent not in self.agents:
+            self.agents[spec.agent] = make_agent(self.specs[spec.agent])
+        return run_episode(self.env, self.agents[spec.agent], spec, max_keyposes, strip, restarts, video)
 
-    torch.set_num_threads(1)  # N workers on N cores: one thread each beats oversubscription
-    _WORKER["env"] = make_env(benchmark, env_options)
-    _WORKER["specs"] = {s.name: s for s in agent_specs}
-    _WORKER["agents"] = {}
-
-
-def _worker_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None) -> dict[str, Any]:
-    agents = _WORKER["agents"]
-    if spec.agent not in agents:  # built on first use, so a worker that only runs baselines never loads the model
-        agents[spec.agent] = make_agent(_WORKER["specs"][spec.agent])
-    return run_episode(_WORKER["env"], agents[spec.agent], spec, max_keyposes, strip)
+    def close(self) -> None:
+        self.env.close()
 
 
 def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
@@ -200,14 +266,28 @@ def strip_path(cfg: EvalConfig, spec: EpisodeSpec) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class VideoRequest:
+    """Where and how to film one episode (plain values: it travels to worker processes and Ray actors)."""
+
+    path: Path
+    camera: str  # "" = the observation's first camera
+    fps: int
+
+
+def video_request(cfg: EvalConfig, spec: EpisodeSpec) -> VideoRequest | None:
+    """The video of ``spec``, or None: the first ``videos`` episodes of the first seed, per agent and task."""
+    if cfg.videos and spec.seed == cfg.seeds[0] and spec.episode < cfg.videos:
+        path = Path(cfg.out_dir) / "videos" / f"{spec.agent}_{spec.task}_seed{spec.seed}_ep{spec.episode}.mp4"
+        return VideoRequest(path, cfg.video_camera, cfg.video_fps)
+    return None
+
+
 def _inline(cfg: EvalConfig, env: Environment, specs: list[AgentSpec], todo: list[EpisodeSpec]
             ) -> Iterator[dict[str, Any]]:
-    agents: dict[str, Agent] = {}
-    by_name = {s.name: s for s in specs}
+    worker = EpisodeWorker(cfg.benchmark, cfg.env, specs, env=env)
     for spec in todo:
-        if spec.agent not in agents:
-            agents[spec.agent] = make_agent(by_name[spec.agent])
-        yield run_episode(env, agents[spec.agent], spec, cfg.max_keyposes, strip_path(cfg, spec))
+        yield worker.run(spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts, video_request(cfg, spec))
 
 
 def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, Any]]:
@@ -215,15 +295,22 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     own_env = env is None
-    probe = make_env(cfg.benchmark, cfg.env_options()) if env is None else env
+    probe = make_env(cfg.benchmark, cfg.env) if env is None else env
     try:
         available = probe.tasks()
         tasks = list(cfg.tasks) or available
         unknown = [t for t in tasks if t not in available]
         if unknown:
             raise ValueError(f"eval.tasks: {unknown} not in benchmark {cfg.benchmark!r} (has {available})")
+        preflight = getattr(probe, "preflight", None)  # optional: harnesses check their simulator install up front
+        if callable(preflight):
+            preflight()
         if "expert" in cfg.agents and not callable(getattr(probe, "expert_keyposes", None)):
             raise ValueError(f"eval.agents: 'expert' needs expert_keyposes(), which {cfg.benchmark!r} lacks")
+        if cfg.videos:
+            from bridgevla.evaluation.video import require_av
+
+            require_av()  # before the first episode, not after a long run
         variations = {t: probe.variations(t) for t in tasks}
         specs = episode_specs(cfg, tasks, variations)
         path = out / EPISODES_FILE
@@ -247,12 +334,13 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None) -> list[dict[str, 
 
 def _results(cfg: EvalConfig, env: Environment, agent_specs: list[AgentSpec], todo: list[EpisodeSpec]
              ) -> Iterator[dict[str, Any]]:
-    if cfg.workers <= 1 or len(todo) <= 1:
+    if cfg.ray_address:
+        from bridgevla.evaluation.parallel import ray_results
+
+        yield from ray_results(cfg, agent_specs, todo)
+    elif cfg.workers <= 1 or len(todo) <= 1:
         yield from _inline(cfg, env, agent_specs, todo)
-        return
-    # spawn, not fork: simulators and torch hold threads and GL contexts that do not survive a fork.
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(cfg.benchmark, cfg.env_options(), agent_specs)) as pool:
-        futures = [pool.submit(_worker_run, s, cfg.max_keyposes, strip_path(cfg, s)) for s in todo]
-        for fut in as_completed(futures):
-            yield fut.result()
+    else:
+        from bridgevla.evaluation.parallel import process_results
+
+        yield from process_results(cfg, agent_specs, todo)

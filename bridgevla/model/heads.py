@@ -90,10 +90,17 @@ class ActionHead(nn.Module):
     Input per view: [global max-pool of the token grid, the token feature at the waypoint] — the reference's.
     A shared trunk MLP sees all views; the y head also sees an encoding of the x bin, the z head of x and y, so the
     three classifiers describe one joint rotation rather than three independent angles.
+
+    With ``rotation="6d"`` the three classifiers are replaced by one regressor of the continuous 6D representation
+    (``rendering.rotation_6d_to_matrix``): outputs ``rotation6d`` (B, 6) instead of bin logits.
     """
 
-    def __init__(self, feat_dim: int, num_views: int, hidden: list[int], num_bins: int, pe_frequencies: int) -> None:
+    def __init__(self, feat_dim: int, num_views: int, hidden: list[int], num_bins: int, pe_frequencies: int,
+                 rotation: str = "bins") -> None:
         super().__init__()
+        if rotation not in ("bins", "6d"):
+            raise ValueError(f"rotation must be 'bins' or '6d', got {rotation!r}")
+        self.rotation = rotation
         self.num_bins = num_bins
         self.pe_frequencies = pe_frequencies
         dims = [2 * num_views * feat_dim, *hidden]
@@ -102,8 +109,12 @@ class ActionHead(nn.Module):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.trunk = nn.Sequential(*layers)
         h = dims[-1]
-        self.cond = nn.ModuleList([nn.Linear(2 * pe_frequencies * k, h) for k in (1, 2)])  # for y (x), z (x, y)
-        self.rot = nn.ModuleList([nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, num_bins)) for _ in range(3)])
+        if rotation == "bins":
+            self.cond = nn.ModuleList([nn.Linear(2 * pe_frequencies * k, h) for k in (1, 2)])  # for y (x), z (x, y)
+            self.rot = nn.ModuleList([nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, num_bins))
+                                      for _ in range(3)])
+        else:
+            self.rot6d = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 6))
         self.gripper = nn.Linear(h, 2)
         self.collision = nn.Linear(h, 2)
 
@@ -124,12 +135,17 @@ class ActionHead(nn.Module):
         """Teacher-forced logits: rotation (B, 3, num_bins) conditioned on ``prev_bins`` (B, 3) (only x, y used),
         gripper (B, 2), collision (B, 2)."""
         t = self.trunk(inputs)
+        if self.rotation == "6d":
+            return {"rotation6d": self.rot6d(t), "gripper": self.gripper(t), "collision": self.collision(t)}
         rot = torch.stack([self._rot_logits(t, a, prev_bins) for a in range(3)], dim=1)
         return {"rotation": rot, "gripper": self.gripper(t), "collision": self.collision(t)}
 
     def decode(self, inputs: Tensor) -> dict[str, Tensor]:
-        """Greedy autoregressive decode: bins (B, 3) long, their logits (B, 3, num_bins), gripper/collision logits."""
+        """Greedy autoregressive decode: bins (B, 3) long, their logits (B, 3, num_bins), gripper/collision logits.
+        With the 6D head: ``rotation6d`` (B, 6) and gripper/collision logits (no bins)."""
         t = self.trunk(inputs)
+        if self.rotation == "6d":
+            return {"rotation6d": self.rot6d(t), "gripper": self.gripper(t), "collision": self.collision(t)}
         bins = torch.zeros(t.shape[0], 3, dtype=torch.long, device=t.device)
         logits = []
         for a in range(3):  # three dependent steps (x, then y | x, then z | x, y), not a loop over data

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from benchmarks.protocol import Keypose, Observation
 from bridgevla.data.batch import PolicyBatch, collate
-from bridgevla.data.preprocess import as_bounds, observation_cloud, subsample_cloud
+from bridgevla.data.preprocess import add_memory_markers, as_bounds, observation_cloud, subsample_cloud
 from bridgevla.model.backbone import Backbone, build_backbone_parts, load_tokenizer
 from bridgevla.model.checkpoint import (
     BACKBONE_CONFIG,
@@ -45,9 +45,12 @@ from rendering import (
     cube_to_world,
     fuse_heatmaps,
     gaussian_targets,
+    matrix_to_quaternion,
     project,
     quaternion_to_bins,
+    quaternion_to_matrix,
     render,
+    rotation_6d_to_matrix,
     unzoom,
     world_to_cube,
     zoom,
@@ -88,7 +91,7 @@ class BridgeVLAPolicy(nn.Module):
             self.heatmap_head = ConvexUpsampleHead(d, resolved.head_hidden_size, resolved.patch_size)
             self.action_head = ActionHead(
                 d, NUM_VIEWS, list(resolved.action_hidden_sizes), resolved.num_rotation_bins,
-                resolved.rotation_pe_frequencies,
+                resolved.rotation_pe_frequencies, resolved.rotation_head,
             )
         # Heads share the backbone's dtype so bf16 features never meet fp32 weights; the extra-channel adapter too.
         dtype = self.backbone.dtype
@@ -192,17 +195,24 @@ class BridgeVLAPolicy(nn.Module):
         trans, feats2, target2 = self.heatmap_terms(pts, colors, mask, target, batch.instructions)
 
         nb = cfg.num_rotation_bins
-        true_bins = quaternion_to_bins(batch.target_quaternion.float(), nb).to(self.device)
-        lo, hi = cfg.rotation_bin_noise
-        noisy = (true_bins + torch.randint(lo, hi + 1, true_bins.shape, device=self.device)) % nb
         inputs = ActionHead.gather_inputs(feats2, project(target2, s)[..., :2], s)
-        out = self.action_head(inputs, noisy)
-        rot = F.cross_entropy(out["rotation"].float().reshape(-1, nb), true_bins.reshape(-1), reduction="none")
-        rot = rot.view(b, 3).mean(0)
+        if cfg.rotation_head == "6d":
+            out = self.action_head(inputs, None)
+            true_m = quaternion_to_matrix(batch.target_quaternion.float())
+            # Squared Frobenius distance of the matrices: smooth, no sign ambiguity (q and -q give one matrix).
+            rot_terms = {"rot_6d": (rotation_6d_to_matrix(out["rotation6d"].float()) - true_m).square()
+                         .sum((-2, -1)).mean()}
+        else:
+            true_bins = quaternion_to_bins(batch.target_quaternion.float(), nb).to(self.device)
+            lo, hi = cfg.rotation_bin_noise
+            noisy = (true_bins + torch.randint(lo, hi + 1, true_bins.shape, device=self.device)) % nb
+            out = self.action_head(inputs, noisy)
+            rot = F.cross_entropy(out["rotation"].float().reshape(-1, nb), true_bins.reshape(-1), reduction="none")
+            rot = rot.view(b, 3).mean(0)
+            rot_terms = {"rot_x": rot[0], "rot_y": rot[1], "rot_z": rot[2]}
         grip = F.cross_entropy(out["gripper"].float(), (batch.target_gripper_open > 0.5).long())
         coll = F.cross_entropy(out["collision"].float(), (batch.target_ignore_collisions > 0.5).long())
-        terms = {**trans, "rot_x": rot[0], "rot_y": rot[1], "rot_z": rot[2],
-                 "gripper": grip, "collision": coll}
+        terms = {**trans, **rot_terms, "gripper": grip, "collision": coll}
         return {"loss": sum(terms.values()), **terms}
 
     def forward(self, batch: PolicyBatch) -> dict[str, Tensor]:
@@ -231,12 +241,17 @@ class BridgeVLAPolicy(nn.Module):
         dec = self.action_head.decode(ActionHead.gather_inputs(feats2, project(p2z, s)[..., :2], s))
         grip = dec["gripper"].float().softmax(-1)[:, 1]
         coll = dec["collision"].float().softmax(-1)[:, 1]
+        if cfg.rotation_head == "6d":
+            quat = matrix_to_quaternion(rotation_6d_to_matrix(dec["rotation6d"].float()))
+            bins = quaternion_to_bins(quat, cfg.num_rotation_bins)
+        else:
+            quat, bins = bins_to_quaternion(dec["bins"], cfg.num_rotation_bins).float(), dec["bins"]
         return Prediction(
             position=cube_to_world(unzoom(p2z, p1, cfg.zoom_factor), self.bounds),
-            quaternion=bins_to_quaternion(dec["bins"], cfg.num_rotation_bins).float(),
+            quaternion=quat,
             gripper_open=grip > 0.5,
             ignore_collisions=coll > 0.5,
-            rotation_bins=dec["bins"],
+            rotation_bins=bins,
             gripper_open_prob=grip,
             ignore_collisions_prob=coll,
             stage1_position=cube_to_world(p1, self.bounds),
@@ -245,24 +260,43 @@ class BridgeVLAPolicy(nn.Module):
             cube_points=[p1, p2z],
         )
 
+    def input_cloud(self, observation: Observation, history: Sequence[Keypose] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The world cloud ``act()`` feeds the model for ``observation``: the policy's cameras through the shared
+        preprocessing (cropped to the bounds), then the training point budget with one fixed seed for every
+        observation, so the same observation gives the same keypose alone or anywhere in a batch, then (memory
+        policies only) the markers of ``history``, the keyposes executed so far. Returns points (N, 3) float32 world
+        metres and colours (N, 3) float32 in [0, 1]."""
+        points, colors = observation_cloud(observation, self.bounds, list(self.config.cameras) or None)
+        points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+        return add_memory_markers(points, colors, [(k.position, k.gripper_open) for k in history or []],
+                                  self.config.memory_markers())
+
     @torch.no_grad()
     def act(
-        self, observation: Observation | Sequence[Observation], return_prediction: bool = False
+        self, observation: Observation | Sequence[Observation], return_prediction: bool = False,
+        history: Sequence[Keypose] | Sequence[Sequence[Keypose]] | None = None,
     ) -> Keypose | list[Keypose] | tuple[Keypose | list[Keypose], Prediction]:
         """Observation(s) → next keypose(s), through the shared preprocessing (``prepare_cloud``); the first
-        instruction phrasing is the prompt. ``return_prediction`` also returns the views and heatmaps."""
+        instruction phrasing is the prompt. ``return_prediction`` also returns the views and heatmaps.
+
+        ``history``: the keyposes executed so far in the episode, oldest first (one list per observation when
+        ``observation`` is a list). Used only by a policy with ``memory_keyposes > 0``, which draws the last ones into
+        the cloud as it was trained to; None or empty = the episode's first keypose."""
         single = isinstance(observation, Observation)
         observations = [observation] if single else list(observation)
         if not observations or not all(isinstance(o, Observation) for o in observations):
             raise ValueError("observation must be an Observation or a non-empty list of Observations")
+        histories = [list(history or [])] if single else (list(history) if history is not None
+                                                           else [[] for _ in observations])
+        if len(histories) != len(observations):
+            raise ValueError(f"history must hold one keypose list per observation ({len(observations)}), "
+                             f"got {len(histories)}")
         samples = []
         for i, obs in enumerate(observations):
             if not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions is empty")
-            points, colors = observation_cloud(obs, self.bounds, list(self.config.cameras) or None)
-            # The training point budget, with one fixed seed for every observation: the same observation gives the
-            # same keypose, alone or anywhere in a batch.
-            points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
+            points, colors = self.input_cloud(obs, histories[i])
             if len(points) == 0:
                 warnings.warn(f"observation[{i}] has no points inside the scene bounds {self.config.bounds}: check "
                               "the cameras' frame and the bounds (the prediction will be meaningless)", stacklevel=2)

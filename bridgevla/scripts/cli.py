@@ -1,4 +1,4 @@
-"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|demo|bench-data``.
+"""The ``bridgevla`` console script: ``bridgevla generate|train|eval|keypose-eval|inspect|serve|robot|demo|bench-data``.
 
 Every sub-command takes ``--config FILE`` (YAML) and trailing ``key=value`` overrides (``bridgevla.configuration``);
 the few named flags are shorthands for the most common overrides. A configuration mistake prints one line naming
@@ -41,24 +41,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bridgevla.evaluation.report import markdown_table, summarise, write_report, write_suite_report
+    from benchmarks.tables import write_tables
+    from bridgevla.evaluation.envs import published_tables
+    from bridgevla.evaluation.failures import write_failures
+    from bridgevla.evaluation.report import markdown_table, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
 
     flags = _flag_overrides(args, {"benchmark": "benchmark", "checkpoint": "checkpoint", "tasks": "tasks",
                                    "episodes": "episodes", "seeds": "seeds", "agents": "agents",
-                                   "workers": "workers", "out": "out_dir", "suite": "suite"})
+                                   "workers": "workers", "out": "out_dir", "ray_address": "ray_address",
+                                   "suite": "suite"})
     cfg = load_config(EvalConfig, args.config, list(args.overrides) + flags)
     records = evaluate(cfg)
     summary = summarise(records)
-    paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate")
-    if cfg.suite:
-        tables, suite_paths = write_suite_report(records, cfg.benchmark, cfg.suite, cfg.out_dir,
-                                                 title=f"{cfg.benchmark} {cfg.suite}: success rate")
-        paths |= {f"suite_{k}": v for k, v in suite_paths.items()}
-        print("".join(f"{agent}:\n{t.markdown()}\n\n" for agent, t in tables.items()))
-    else:
+    paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate", records=records)
+    failures = write_failures(records, cfg.out_dir)
+    tables = published_tables(cfg.benchmark, records, cfg.suite)
+    if tables is None:
         print(markdown_table(summary))
-    print("results: " + ", ".join(str(p) for p in paths.values()))
+    else:  # the paper's (or the suite's) layout (table.*) beside the generic per-task report (results.*)
+        paths |= {f"table.{k}": v for k, v in write_tables(tables, cfg.out_dir, stem="table").items()}
+        print(tables[0].markdown())
+    print(failures["md"].read_text())
+    print("results: " + ", ".join(str(p) for p in [*paths.values(), *failures.values()]))
     return 0
 
 
@@ -74,6 +79,39 @@ def cmd_keypose_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from bridgevla.evaluation.inspection import InspectConfig, run_inspect
+    from bridgevla.evaluation.rerun_log import RerunEpisodeLog
+
+    flags = _flag_overrides(args, {"checkpoint": "checkpoint", "data": "data", "task": "task", "episode": "episode",
+                                   "seed": "seed", "agent": "agent", "out": "out"})
+    if args.serve:
+        flags.append("serve=true")
+    cfg = load_config(InspectConfig, args.config, list(args.overrides) + flags)
+    log = RerunEpisodeLog(cfg.out, cfg.serve, cfg.grpc_port, cfg.web_port, cfg.open_browser)
+    record = run_inspect(cfg, log)
+    if not cfg.serve:
+        log.close()
+    outcome = "success" if record.get("success") else f"failure ({record.get('error') or 'not solved'})"
+    print(f"{record.get('task')} episode {record.get('episode')}: {record.get('keyposes')} keyposes, {outcome}")
+    if cfg.out:
+        print(f"recording: {cfg.out}  (view it with `rerun {cfg.out}`)")
+    if cfg.serve:
+        import signal
+        import threading
+
+        # Ctrl-C or a kill ends the serving and finishes the file (its footer is written on close). Both handlers
+        # are set explicitly: a process started in the background inherits an ignored SIGINT.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"serving {log.url} until Ctrl-C", flush=True)
+        while not stop.wait(1.0):
+            pass
+        log.close()
+    return 0
+
+
 def cmd_bench_data(args: argparse.Namespace) -> int:
     """Samples/s the data pipeline sustains on its own (compare with the trainer's steps/s × batch size)."""
     from bridgevla.data.dataset import KeyframeBatches, KeyframeDataset
@@ -81,7 +119,7 @@ def cmd_bench_data(args: argparse.Namespace) -> int:
 
     cfg = load_job_config(args.config, list(args.overrides))
     ds = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                         cameras=cfg.model.cameras)
+                         cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     for workers in sorted({0, cfg.train.num_workers}):
         it = iter(KeyframeBatches(ds, cfg.train.batch_size, workers).iterate(0))
         next(it)  # worker start-up is not throughput
@@ -107,6 +145,55 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main((["--config", args.config] if args.config else []) + list(args.overrides))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from bridgevla.serving.server import ServeConfig, load_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    flags = _flag_overrides(args, {"checkpoint": "checkpoint", "host": "host", "port": "port", "device": "device"})
+    cfg = load_config(ServeConfig, args.config, list(args.overrides) + flags)
+    server = load_server(cfg)
+    print(f"bridgevla serve: {server.metadata['preset']} policy (weights sha256 "
+          f"{server.metadata['weights_sha256'][:12]}…) on ws://{cfg.host}:{cfg.port}; GET /healthz; Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_robot(args: argparse.Namespace) -> int:
+    import logging
+
+    from bridgevla.serving.robot import RobotConfig, calibrate_robot, record_robot, run_robot
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = load_config(RobotConfig, args.config, list(args.overrides))
+    if args.action == "run":
+        result = run_robot(cfg)
+        if cfg.backend == "sim":
+            from bridgevla.evaluation.report import markdown_table, summarise
+
+            print(markdown_table(summarise(result)))
+        print(f"episode logs: {Path(cfg.log_dir) / 'episodes'}")
+    elif args.action == "calibrate":
+        print(f"calibration written to {calibrate_robot(cfg)}")
+    else:
+        paths = record_robot(cfg)
+        print(f"{len(paths)} demos written under {cfg.record.out}")
+    return 0
+
+
+def _robot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bridgevla robot", description="run | calibrate | record on a robot "
+                                "(backend sim or franka), configured by robot.yaml (docs/robot.md)")
+    p.add_argument("action", choices=["run", "calibrate", "record"])
+    _add_common(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridgevla", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,16 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a policy and/or baselines (docs/evaluation.md)")
     _add_common(p)
-    p.add_argument("--benchmark", help="embedded, or package.module:factory")
+    p.add_argument("--benchmark", help="embedded, rlbench, colosseum, gembench, or package.module:factory")
     p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
     p.add_argument("--tasks", help="comma-separated task names (default: all)")
     p.add_argument("--episodes", type=int, help="episodes per task and seed")
     p.add_argument("--seeds", help="comma-separated evaluation seeds")
     p.add_argument("--agents", help="comma-separated: policy, random, expert")
-    p.add_argument("--workers", type=int, help="parallel processes, one environment each")
+    p.add_argument("--workers", type=int, help="parallel processes (or Ray actors), one environment each")
+    p.add_argument("--ray-address", dest="ray_address",
+                   help="fan episodes out over Ray: auto (running cluster), local, or ray://host:port")
     p.add_argument("--out", help="output folder (episodes.jsonl, results.*)")
-    p.add_argument("--suite", help="a suite of the benchmark (embedded: perturbations, levels); adds its "
-                                   "published table (suite.*)")
+    p.add_argument("--suite", help="a suite of the benchmark (embedded: perturbations, levels): its task list, "
+                                   "and its table layout (table.*)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("keypose-eval", help="offline keypose accuracy on held-out demos, no simulator "
@@ -146,10 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON file for the results")
     p.set_defaults(func=cmd_keypose_eval)
 
+    p = sub.add_parser("inspect", help="a rerun recording of one episode: clouds, views, heatmaps, keyposes, errors "
+                                        "(docs/inspection.md; needs the [viz] extra)")
+    _add_common(p)
+    p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
+    p.add_argument("--data", help="a stored episode folder (demo or robot run), or a dataset root with --task")
+    p.add_argument("--task", help="the task of the episode")
+    p.add_argument("--episode", type=int, help="the episode index (as in bridgevla eval, or the dataset's)")
+    p.add_argument("--seed", type=int, help="the evaluation seed (as in bridgevla eval)")
+    p.add_argument("--agent", help="policy (default), expert or random")
+    p.add_argument("--out", help="the .rrd file to write (default runs/inspect/episode.rrd)")
+    p.add_argument("--serve", action="store_true", help="also stream live to a local web viewer, until Ctrl-C")
+    p.set_defaults(func=cmd_inspect)
+
     p = sub.add_parser("bench-data", help="measure the data pipeline's samples/s")
     _add_common(p)
     p.add_argument("--batches", type=int, default=20)
     p.set_defaults(func=cmd_bench_data)
+
+    p = sub.add_parser("serve", help="serve a policy to robots over websockets, openpi-compatible (docs/robot.md)")
+    _add_common(p)
+    p.add_argument("--checkpoint", help="a policy directory (train.out_dir/policy)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("robot", help="run, calibrate or record demos on a robot (sim or Franka; docs/robot.md); "
+                                 "`bridgevla robot --help` for its options", add_help=False)
 
     p = sub.add_parser("demo", help="generate demos, train, evaluate: the `make demo` pipeline")
     _add_common(p)
@@ -161,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:  # its own parser: argparse cannot pass `--flags` through a sub-command untouched
         return cmd_generate(argparse.Namespace(args=argv[1:]))
-    args = build_parser().parse_args(argv)
+    if argv[:1] == ["robot"]:
+        # `robot ACTION --config F key=value`: positionals on both sides of an option need intermixed parsing,
+        # which argparse refuses on the main parser (generate's REMAINDER); the sub-command has its own parser.
+        args = _robot_parser().parse_intermixed_args(argv[1:])
+        args.command, args.func = "robot", cmd_robot
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError) as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -75,9 +76,27 @@ def _phase(name: str) -> float:
     return time.perf_counter()
 
 
+def _phase_steps(summary_path: Path, name: str) -> dict[str, Any]:
+    """Steps done vs planned of a training phase (from its summary.json), with a loud warning when a time cap cut it
+    short: the demo's result then reflects the machine's speed and load, not the recipe (docs/training.md)."""
+    s = json.loads(summary_path.read_text())
+    done, planned = int(s["last_step"]), int(s.get("steps_planned", s["last_step"]))
+    info = {"steps_done": done, "steps_planned": planned, "complete": done >= planned,
+            "steps_per_second": s.get("train_steps_per_second")}
+    if done < planned:
+        bar = "!" * 100
+        print(f"\n{bar}\nWARNING: {name} stopped by its time cap after {done} of {planned} steps "
+              f"({done / max(planned, 1):.0%}, {s.get('train_steps_per_second', 0):.2f} steps/s on this machine).\n"
+              "The success rates below are NOT those of the recipe: the machine is slower or busier than the one the "
+              "demo was tuned on.\nRaise the cap (e.g. job.train.time_limit_minutes=0 = no cap) or run on an idle "
+              f"machine.\n{bar}\n", file=sys.stderr, flush=True)
+    return info
+
+
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """All three phases; returns the policy's success JSON plus timings."""
     from benchmarks.generate import GenerateConfig, generate, print_summary
+    from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, success_json, summarise, write_report
     from bridgevla.evaluation.runner import EvalConfig, evaluate
     from bridgevla.scripts.generate import resolve_env_config
@@ -87,6 +106,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     data, pre_dir, train_dir, eval_dir = out / "demos", out / "pretrain", out / "train", out / "eval"
     timings: dict[str, float] = {}
+    steps: dict[str, dict[str, Any]] = {}
     t_all = time.perf_counter()
 
     n = 4 if cfg.pretrain.enabled else 3
@@ -109,6 +129,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         else:
             res = run_pretraining(pcfg, resume=(pre_dir / "checkpoints" / "latest.json").is_file())
             print(f"pre-trained {res.steps} steps in {res.seconds:.0f} s ({res.steps_per_second:.2f} steps/s)")
+        steps["pretrain"] = _phase_steps(pre_dir / "summary.json", "heatmap pre-training")
         grounding = json.loads((pre_dir / "summary.json").read_text()).get("grounding")
         if grounding:
             print(f"grounding on held-out synthetic scenes: {grounding['accuracy']:.1%}")
@@ -124,6 +145,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         result = run_training(job, resume=resume)
         print(f"trained {result.steps} steps in {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s, "
               f"batch {job.train.batch_size}); final loss {result.final_loss:.3f}")
+    steps["train"] = _phase_steps(train_dir / "summary.json", "fine-tuning")
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = _phase(f"{n}/{n} evaluation: {cfg.eval.episodes} episodes per task, agents {', '.join(cfg.eval.agents)}")
@@ -131,8 +153,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                       tasks=list(cfg.tasks), episodes=cfg.eval.episodes, seeds=list(cfg.eval.seeds),
                       workers=cfg.eval.workers, out_dir=str(eval_dir), env=dict(cfg.env),
                       bounds=list(job.model.bounds))
-    summary = summarise(evaluate(ecfg))
+    records = evaluate(ecfg)
+    summary = summarise(records)
     paths = write_report(summary, eval_dir, title="embedded benchmark: success rate")
+    failures = write_failures(records, eval_dir)
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
 
@@ -140,12 +164,18 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     result = success_json(summary, "policy") if "policy" in summary else {}
     json_path = out / "demo_results.json"
     json_path.write_text(json.dumps(result, indent=1))
-    (out / "demo_timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=1))
+    run_info = {"minutes": {k.removesuffix("_s"): round(v / 60, 2) for k, v in timings.items()}, "steps": steps,
+                "complete": all(p["complete"] for p in steps.values()), "machine": platform.processor()
+                or platform.machine(), "cpus": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0]}
+    (out / "demo_run.json").write_text(json.dumps(run_info, indent=1))
     print("\n" + table)
+    print(failures["md"].read_text())
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
-    print(f"policy success JSON: {json_path}")
-    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}")
-    return {"success": result, "timings": timings}
+    print("steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" for k, v in steps.items())
+          + ("" if run_info["complete"] else "  <- CUT SHORT by a time cap, see the warning above"))
+    print(f"policy success JSON: {json_path}; run record (minutes, steps done/planned): {out / 'demo_run.json'}")
+    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}; failure reasons: {failures['md']}")
+    return {"success": result, "timings": timings, "run": run_info}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,7 +143,7 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
         check_resume_config(yaml.safe_load(saved_path.read_text()), current)
     # Validate the data before spending minutes on a model: a missing dataset is the commonest mistake.
     dataset = KeyframeDataset(cfg.data, cfg.model.bounds, seed=cfg.train.seed, max_points=cfg.model.max_points,
-                              cameras=cfg.model.cameras)
+                              cameras=cfg.model.cameras, memory=cfg.model.memory_markers())
     seed_everything(cfg.train.seed)
     device = resolve_device(cfg.train.device)
     policy = build_policy(cfg, device)
@@ -158,7 +158,7 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
         policy.save_pretrained(out / "policy")
         plot_loss_curves(out / "metrics.jsonl", out / "loss.png")
         summary = {
-            "steps_this_session": result.steps, "last_step": result.last_step,
+            "steps_this_session": result.steps, "last_step": result.last_step, "steps_planned": cfg.train.steps,
             "stopped_by_time_limit": result.time_limited, "seconds": round(result.seconds, 2),
             "train_steps_per_second": round(result.steps_per_second, 4),
             "train_samples_per_second": round(result.samples / max(result.seconds, 1e-9), 3),

@@ -11,7 +11,7 @@ embedded = pytest.importorskip("benchmarks.embedded")
 
 from benchmarks.dataset import load_episode, save_episode  # noqa: E402
 from benchmarks.generate import record_episode  # noqa: E402
-from benchmarks.rlbench_io import export_rlbench_episode, import_rlbench_episode  # noqa: E402
+from benchmarks.rlbench.demo_io import export_rlbench_episode, import_rlbench_episode  # noqa: E402
 
 TASKS = sorted(embedded.TASKS)
 

@@ -1,94 +1,126 @@
-"""The COLOSSEUM and GemBench table builders against hand-computed values."""
+"""The published table layouts, fed known per-episode results and checked against hand-computed numbers."""
 
 from __future__ import annotations
 
 import json
-import math
 
+import numpy as np
 import pytest
 
-from benchmarks import tables
-
-# Two tasks, five factors, two evaluation seeds; task t2 has no factor b (an excluded cell).
-_RATES = {
-    ("t1", "none", 0): 1.0, ("t1", "all", 0): 0.2, ("t1", "a", 0): 0.6, ("t1", "b", 0): 0.4, ("t1", "fric", 0): 1.0,
-    ("t2", "none", 0): 0.8, ("t2", "all", 0): 0.0, ("t2", "a", 0): 0.5, ("t2", "fric", 0): 0.5,
-    ("t1", "none", 1): 1.0, ("t1", "all", 1): 0.4, ("t1", "a", 1): 0.8, ("t1", "b", 1): 0.6, ("t1", "fric", 1): 0.9,
-    ("t2", "none", 1): 0.6, ("t2", "all", 1): 0.2, ("t2", "a", 1): 0.7, ("t2", "fric", 1): 0.7,
-}
-_SD2 = math.sqrt(0.02)  # sample std of two values 0.1 apart from their mean
+from benchmarks.colosseum.table import colosseum_tables
+from benchmarks.gembench.table import gembench_tables
+from benchmarks.rlbench.table import BRIDGEVLA_PUBLISHED, rlbench_tables
+from benchmarks.tables import Cell, mean_std, write_tables
 
 
-def _colosseum():
-    return tables.colosseum_table(_RATES, ["t1", "t2"], ["none", "all", "a", "b", "fric"], ["all", "a", "b"],
-                                  {"a": "MO_Color"})
+def episodes(agent, task, seed, outcomes):
+    return [{"agent": agent, "task": task, "seed": seed, "episode": e, "success": bool(o)}
+            for e, o in enumerate(outcomes)]
 
 
-def test_colosseum_columns_average_over_defined_tasks_then_over_seeds():
-    t = _colosseum()
-    # all: seed 0 (0.2 + 0.0) / 2 = 0.1, seed 1 (0.4 + 0.2) / 2 = 0.3.
-    assert t.columns["all"].mean == pytest.approx(0.2) and t.columns["all"].std == pytest.approx(_SD2)
-    assert t.columns["a"].mean == pytest.approx(0.65) and t.columns["a"].std == pytest.approx(_SD2)
-    # b is excluded for t2: the column is t1's alone (0.4, 0.6), not pulled down by a zero.
-    assert t.columns["b"].mean == pytest.approx(0.5)
-    assert t.columns["none"].mean == pytest.approx(0.85) and t.columns["none"].std == pytest.approx(math.sqrt(0.005))
-    assert t.columns["fric"].mean == pytest.approx(0.775)
-    assert ("t2", "b") not in t.cells and t.cells[("t1", "b")].mean == pytest.approx(0.5)
+def test_rlbench_mean_std_over_runs_hand_computed(tmp_path):
+    recs = []
+    # close_jar runs: 3/4, 2/4, 4/4 -> mean .75, sample std .25; open_drawer: 2/4, 1/4, 0/4 -> .25 ± .25
+    for seed, jar, drawer in ((0, [1, 1, 1, 0], [1, 1, 0, 0]), (1, [1, 1, 0, 0], [1, 0, 0, 0]),
+                              (2, [1, 1, 1, 1], [0, 0, 0, 0])):
+        recs += episodes("policy", "open_drawer", seed, drawer) + episodes("policy", "close_jar", seed, jar)
+    recs += episodes("random", "close_jar", 0, [0, 0, 0, 1]) + episodes("random", "open_drawer", 0, [0] * 4)
+    recs += episodes("random", "close_jar", 1, [1] * 4)  # run 1 lacks open_drawer: not averaged
+    (table,) = rlbench_tables(recs)
+    assert table.columns == ["Avg. SR", "Close Jar", "Open Drawer"]  # published order, published names
+    assert table.cell("policy", "Close Jar").text() == "75.0 ± 25.0"
+    assert table.cell("policy", "Open Drawer").text() == "25.0 ± 25.0"
+    # per-run averages .625, .375, .5 -> .5, sample std .125
+    avg = table.cell("policy", "Avg. SR")
+    assert avg.per_run == pytest.approx((0.625, 0.375, 0.5)) and avg.text() == "50.0 ± 12.5"
+    assert table.cell("random", "Close Jar").text() == "62.5 ± 53.0"  # (.25, 1.0): std .530
+    assert table.cell("random", "Avg. SR").text() == "12.5" and table.cell("random", "Avg. SR").runs == 1
+    assert table.cell("BridgeVLA (published)", "Close Jar").text() == "100.0"
+    assert table.cell("BridgeVLA (published)", "Avg. SR").text() == "88.2"
+    md = table.markdown()
+    assert "| policy | 50.0 ± 12.5 | 75.0 ± 25.0 | 25.0 ± 25.0 |" in md and "ddof=1" in md
+    # the published per-task numbers average to the published 88.2
+    tasks = [v for k, v in BRIDGEVLA_PUBLISHED.items() if k != "Avg. SR"]
+    assert len(tasks) == 18 and np.mean(tasks) == pytest.approx(88.2, abs=0.05)
+    (own,) = rlbench_tables(episodes("policy", "lift_block", 0, [1, 0]))
+    assert own.columns == ["Avg. SR", "lift_block"] and "BridgeVLA (published)" not in own.rows
 
 
-def test_colosseum_average_is_the_mean_of_the_averaged_columns():
-    t = _colosseum()
-    # Per seed: (0.1 + 0.55 + 0.4) / 3 = 0.35 and (0.3 + 0.75 + 0.6) / 3 = 0.55; none and fric are left out.
-    assert t.average.mean == pytest.approx(0.45) and t.average.std == pytest.approx(_SD2) and t.average.n == 2
-    # Rows average a task's own averaged cells: t1 (0.4, 0.6) -> 0.5; t2 (0.25, 0.45) -> 0.35. Their mean (0.425)
-    # is not the published average, which weighs each column equally.
-    assert t.rows["t1"].mean == pytest.approx(0.5) and t.rows["t2"].mean == pytest.approx(0.35)
+def test_colosseum_14_columns_and_plain_average_hand_computed():
+    recs = []
+    # run 0: Table_Color (9) = mean(.5, .25) = .375; Distractor (11) = mean(1, .5) = .75; RO_Color (3, close_box only) 0
+    # run 1: Table_Color = mean(1, .75) = .875; Distractor = mean(.5, .5) = .5; RO_Color = .25
+    runs = {0: ([1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]),
+            1: ([1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 0])}
+    for seed, (b9, d9, b11, d11, b3) in runs.items():
+        recs += episodes("policy", "close_box_9", seed, b9) + episodes("policy", "open_drawer_9", seed, d9)
+        recs += episodes("policy", "close_box_11", seed, b11) + episodes("policy", "open_drawer_11", seed, d11)
+        recs += episodes("policy", "close_box_3", seed, b3)
+    recs += episodes("policy", "close_box_0", 0, [1, 1])  # unperturbed: shown, never averaged
+    headline, per_task = colosseum_tables(recs)
+    assert headline.columns == ["Avg. SR", "RO_Color", "Table_Color", "Distractor", "No_Perturbation"]
+    tc = headline.cell("policy", "Table_Color")
+    assert tc.per_run == pytest.approx((0.375, 0.875)) and tc.std == pytest.approx(0.5 / np.sqrt(2))
+    assert headline.cell("policy", "Distractor").per_run == pytest.approx((0.75, 0.5))
+    assert headline.cell("policy", "RO_Color").per_run == pytest.approx((0.0, 0.25))
+    # averages per run: (0 + .375 + .75)/3 = .375 and (.25 + .875 + .5)/3 = .541667
+    avg = headline.cell("policy", "Avg. SR")
+    assert avg.per_run == pytest.approx((0.375, 1.625 / 3)) and avg.mean == pytest.approx((0.375 + 1.625 / 3) / 2)
+    assert headline.cell("policy", "No_Perturbation").text() == "100.0"
+    notes = " ".join(headline.notes)
+    assert "covers 3 of the 14" in notes and "not averaged: ['No_Perturbation']" in notes
+    assert headline.cell("BridgeVLA (published)", "Avg. SR").text() == "64.0"
+    assert headline.cell("BridgeVLA (published)", "Table_Color").text() == "–"
+    assert per_task.cell("close_box", "Table_Color").per_run == pytest.approx((0.5, 1.0))
+    assert per_task.cell("open_drawer", "RO_Color").mean is None  # open_drawer has no receiver object
+    assert per_task.cell("Average", "Table_Color").mean == pytest.approx(np.mean([0.75, 0.5]))  # task means
+    with pytest.raises(ValueError, match="factor"):
+        colosseum_tables(episodes("policy", "close_jar", 0, [1]))
 
 
-def test_colosseum_outputs():
-    t = _colosseum()
-    md = tables.colosseum_markdown(t).splitlines()
-    assert md[0] == "| task | none | all | MO_Color | b | fric | average |"
-    assert md[3].startswith("| t2 | 70.0 ± 14.1 | 10.0 ± 14.1 | 60.0 ± 14.1 | – | 60.0 ± 14.1 |")
-    assert md[-1].endswith("| **45.0 ± 14.1** |")
-    csv = tables.colosseum_csv(t)
-    assert "mean,average,45.00,14.14,2" in csv and "t1,b,50.00,14.14,2" in csv
-    js = tables.colosseum_json(t)
-    json.dumps(js)  # plain JSON
-    assert js["average"] == pytest.approx(0.45) and js["excluded"] == {"t1": [], "t2": ["b"]}
-    assert tables.colosseum_markdown(t, std=False).splitlines()[-1].endswith("| **45.0** |")
+def test_colosseum_full_published_columns_average_plainly():
+    # 14 columns with rates k/14 for k = 1..14 (one task, one episode bin each): the average is their plain mean
+    recs = []
+    for f in range(1, 15):
+        recs += episodes("policy", f"close_box_{f}", 0, [1] * f + [0] * (14 - f))
+    headline, _ = colosseum_tables(recs, reference=False)
+    assert len(headline.columns) == 15 and headline.cell("policy", "Avg. SR").mean == pytest.approx(7.5 / 14)
+    assert not any("covers" in n for n in headline.notes) and list(headline.rows) == ["policy"]
 
 
-def test_colosseum_rejects_an_averaged_factor_it_does_not_have():
-    with pytest.raises(ValueError, match="averaged factors"):
-        tables.colosseum_table(_RATES, ["t1"], ["none"], ["all"])
+def test_gembench_levels_with_population_std_over_seeds_hand_computed():
+    recs = []
+    for seed, pb, cf, tw in ((200, [1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]),
+                             (300, [1, 0, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0])):
+        recs += episodes("policy", "push_button+0", seed, pb) + episodes("policy", "close_fridge+0", seed, cf)
+        recs += episodes("policy", "tower4+1", seed, tw)
+    recs += episodes("policy", "push_button+0", 400, [1, 1])  # seed 400 lacks close_fridge+0 and tower4+1
+    headline, per_tv = gembench_tables(recs)
+    assert headline.columns == ["Avg.", "L1", "L4"]
+    # L1 per seed: mean(.5, 1) = .75, mean(.25, .75) = .5 -> .625 ± .125 (np.std); L4: 0, .25 -> .125 ± .125
+    assert headline.cell("policy", "L1").text() == "62.5 ± 12.5"
+    assert headline.cell("policy", "L4").text() == "12.5 ± 12.5"
+    assert headline.cell("policy", "Avg.").per_run == pytest.approx((0.375, 0.375))
+    assert headline.cell("policy", "Avg.").text() == "37.5 ± 0.0"
+    assert any("L1 without 29 of its 31" in n for n in headline.notes)
+    assert per_tv.cell("L1 push_button+0", "policy").per_run == pytest.approx((0.5, 0.25, 1.0))
+    published = headline.rows["BridgeVLA (published)"]
+    assert np.mean([published[k].mean for k in ("L1", "L2", "L3", "L4")]) == pytest.approx(0.50, abs=5e-4)
+    with pytest.raises(ValueError, match="taskvars"):
+        gembench_tables(episodes("policy", "push_button+99", 200, [1]))
 
 
-def test_gembench_levels_mean_over_tasks_then_mean_std_over_seeds():
-    rates = {("a", s): v for s, v in enumerate([1.0, 0.8, 0.9])}
-    rates |= {("b", s): v for s, v in enumerate([0.6, 0.6, 0.3])}
-    rates |= {("c", s): v for s, v in enumerate([0.5, 0.2, 0.2])}
-    rates |= {("d", s): v for s, v in enumerate([0.0, 0.1, 0.2])}
-    t = tables.gembench_table(rates, {"a": "L1", "b": "L1", "c": "L2", "d": "L4"})
-    # L1 per seed: 0.8, 0.7, 0.6.
-    assert t.per_level["L1"].mean == pytest.approx(0.7) and t.per_level["L1"].std == pytest.approx(0.1)
-    assert t.per_level["L2"].mean == pytest.approx(0.3) and t.per_level["L2"].std == pytest.approx(math.sqrt(0.03))
-    assert t.per_level["L3"].n == 0 and t.tasks["L3"] == []
-    assert t.per_level["L4"].mean == pytest.approx(0.1) and t.per_level["L4"].std == pytest.approx(0.1)
-    # Average per seed over the levels with data: 0.4333, 0.3333, 0.3333.
-    assert t.average.mean == pytest.approx(1.1 / 3) and t.average.std == pytest.approx(math.sqrt(0.01 / 3))
-    md = tables.gembench_markdown(t).splitlines()
-    assert md[2] == "| 70.0 ± 10.0 | 30.0 ± 17.3 | – | 10.0 ± 10.0 | 36.7 ± 5.8 |"
-    assert "| L1 | b | 50.0 ± 17.3 |" in md
-    assert "L1,mean,70.00,10.00,3" in tables.gembench_csv(t)
-    js = tables.gembench_json(t)
-    assert js["levels"]["L3"] is None and js["average"] == pytest.approx(1.1 / 3)
-    with pytest.raises(ValueError, match="no level"):
-        tables.gembench_table({("x", 0): 1.0}, {})
-
-
-def test_rates_by_groups_episodes():
-    eps = [{"task": "a", "seed": 0, "success": True}, {"task": "a", "seed": 0, "success": False},
-           {"task": "a", "seed": 1, "success": True}, {"task": "b", "seed": 0, "success": False}]
-    assert tables.rates_by(eps, ["task", "seed"]) == {("a", 0): 0.5, ("a", 1): 1.0, ("b", 0): 0.0}
-    assert tables.over_seeds([0.5]).std == 0.0 and tables.over_seeds([]).n == 0
+def test_writers_and_cells(tmp_path):
+    recs = episodes("policy", "close_jar", 0, [1, 0]) + episodes("policy", "close_jar", 1, [1, 1])
+    paths = write_tables(rlbench_tables(recs), tmp_path)
+    assert sorted(p.name for p in paths.values()) == ["table.csv", "table.json", "table.md", "table.png"]
+    assert paths["png"].stat().st_size > 1000
+    data = json.loads(paths["json"].read_text())
+    assert data[0]["rows"]["policy"]["Close Jar"]["per_run"] == [0.5, 1.0]
+    lines = paths["csv"].read_text().splitlines()
+    assert lines[0].startswith("table,method,column") and "RLBench-18,policy,Close Jar,0.7500,0.3536,2" in lines[2]
+    assert Cell(None).text() == "–" and mean_std([], 1).mean is None and mean_std([0.5], 1).std == 0.0
+    with pytest.raises(ValueError, match="lacks"):
+        rlbench_tables([{"agent": "a", "task": "close_jar", "success": True}])
+    with pytest.raises(ValueError, match="no finished"):
+        rlbench_tables([])

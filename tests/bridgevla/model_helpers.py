@@ -46,3 +46,17 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def fit_until(policy: BridgeVLAPolicy, batch, done, max_steps: int, lr: float = 1e-3, check_every: int = 50) -> int:
+    """Adam steps on one batch until ``done()`` (checked every ``check_every`` steps) or ``max_steps``; returns the
+    number of steps taken. The overfitting tests' loop: they differ only in what "memorised" means."""
+    opt = torch.optim.Adam(policy.parameters(), lr=lr)
+    for step in range(1, max_steps + 1):
+        out = policy.compute_loss(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        if step % check_every == 0 and done():
+            return step
+    return max_steps

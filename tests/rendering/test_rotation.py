@@ -61,3 +61,35 @@ def test_bad_quaternions_raise():
         quaternion_to_bins(torch.zeros(3))
     with pytest.raises(ValueError, match="bins"):
         bins_to_quaternion(torch.tensor([72, 0, 0]))
+
+
+def test_rotation_6d_by_hand():
+    from rendering import matrix_to_rotation_6d, rotation_6d_to_matrix
+
+    # Columns (2, 0, 0) and (1, 3, 0): Gram-Schmidt gives x and y, their cross product z -> the identity.
+    m = rotation_6d_to_matrix(torch.tensor([2.0, 0, 0, 1.0, 3.0, 0]))
+    assert torch.allclose(m, torch.eye(3))
+    # 90 degrees about z: first column (0, 1, 0), second (-1, 0, 0).
+    rz = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    assert torch.equal(matrix_to_rotation_6d(rz), torch.tensor([0.0, 1, 0, -1, 0, 0]))
+    assert torch.allclose(rotation_6d_to_matrix(matrix_to_rotation_6d(rz)), rz)
+    with pytest.raises(ValueError, match="rotation_6d"):
+        rotation_6d_to_matrix(torch.zeros(5))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=6, max_size=6))
+def test_rotation_6d_is_a_proper_rotation_and_round_trips(v):
+    from rendering import matrix_to_quaternion, matrix_to_rotation_6d, rotation_6d_to_matrix
+
+    x = torch.tensor(v, dtype=torch.float64)
+    a, b = x[:3], x[3:]
+    if a.norm() < 1e-2 or torch.linalg.cross(a / a.norm(), b).norm() < 1e-2:
+        return  # (near-)parallel halves define no plane; the network never needs them
+    m = rotation_6d_to_matrix(x)
+    assert torch.allclose(m.T @ m, torch.eye(3, dtype=torch.float64), atol=1e-9)
+    assert abs(torch.linalg.det(m).item() - 1) < 1e-9
+    assert torch.allclose(m[:, 0], a / a.norm())  # the first half keeps its direction
+    assert torch.allclose(rotation_6d_to_matrix(matrix_to_rotation_6d(m)), m, atol=1e-9)
+    q = matrix_to_quaternion(m)
+    assert torch.allclose(quaternion_to_matrix(q), m, atol=1e-9)

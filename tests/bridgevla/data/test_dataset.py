@@ -148,3 +148,24 @@ def test_clouds_come_from_the_policys_cameras(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(every.cloud(ref), front.cloud(ref)))
     with pytest.raises(ValueError, match="wrist"):
         KeyframeDataset(DataConfig(root=str(tmp_path)), BOUNDS, cameras=["wrist"]).cloud(ref)
+
+
+def test_memory_markers_mark_the_keyposes_executed_before_the_target(tmp_path):
+    from bridgevla.data.preprocess import MemoryMarkers
+
+    write_dataset(tmp_path, {"reach": 1})
+    memory = MemoryMarkers(keyposes=1, radius=0.02, points=8)
+    ds = KeyframeDataset(DataConfig(root=str(tmp_path), augmentation_every=10), BOUNDS, seed=0, memory=memory)
+    plain = KeyframeDataset(DataConfig(root=str(tmp_path), augmentation_every=10), BOUNDS, seed=0)
+    # refs: (0 -> kf 0), (5 -> kf 1), (10 -> kf 1), (12 -> kf 2); keyposes j are at (0.1 j, 0, 1 + 0.01 j)
+    for ref, before in zip(ds.by_task[0], (0, 1, 1, 2)):
+        s, p = ds.sample(ref, np.random.default_rng(0)), plain.sample(ref, np.random.default_rng(0))
+        n = len(p["points"])
+        assert np.array_equal(s["points"][:n], p["points"])  # the scene is untouched, markers come after it
+        extra = s["points"][n:]
+        assert len(extra) == 8 * min(before, 1)
+        if before:  # only the newest keypose (keyposes=1): the one right before the target
+            centre = np.array([0.1 * (before - 1), 0.0, 1.0 + 0.01 * (before - 1)])
+            assert np.allclose(np.linalg.norm(extra - centre, axis=1), 0.02, atol=1e-5)
+            open_ = (before - 1) % 2 == 0  # make_episode: gripper open on even keyposes
+            assert np.allclose(s["colors"][n:], [0.0, 1.0, 1.0] if open_ else [1.0, 0.0, 1.0])

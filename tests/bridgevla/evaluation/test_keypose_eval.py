@@ -23,7 +23,7 @@ class _StubPolicy:
     off by ``shift1``), the rotation turned by ``yaw`` degrees about z, the gripper flag flipped when ``flip``."""
 
     def __init__(self, shift=(0.0, 0.0, 0.0), shift1=(0.0, 0.0, 0.0), yaw=0.0, flip=False) -> None:
-        self.config = SimpleNamespace(bounds=BOUNDS, max_points=0, cameras=[])
+        self.config = SimpleNamespace(bounds=BOUNDS, max_points=0, cameras=[], memory_markers=lambda: None)
         self.shift, self.shift1 = torch.tensor(shift), torch.tensor(shift1)
         self.yaw, self.flip = yaw, flip
         self.batches = 0

@@ -256,6 +256,9 @@ def test_act_applies_the_training_point_budget():
     p, c = observation_cloud(obs, policy.bounds)
     assert len(p) > 100
     keep = np.sort(np.random.default_rng(0).choice(len(p), 100, replace=False))
+    ip, ic = policy.input_cloud(obs)  # what act() renders, exposed for inspection tools
+    np.testing.assert_array_equal(ip, p[keep])
+    np.testing.assert_array_equal(ic, c[keep])
     ref = policy.predict(collate([{"points": p[keep], "colors": c[keep], "instruction": obs.instructions[0]}]))
     key, pred = policy.act(obs, return_prediction=True)
     np.testing.assert_allclose(key.position, ref.position[0].numpy(), atol=1e-6)

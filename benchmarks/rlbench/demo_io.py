@@ -19,10 +19,11 @@ importer does not count them as real frames. No masks or point clouds are writte
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from benchmarks.dataset import Episode, episode_dir, list_episodes, load_episode, save_episode
 from benchmarks.keyframes import discover_keyframes
 from benchmarks.protocol import CameraFrame, Keypose
-from benchmarks.rlbench_pickle import (
+from benchmarks.rlbench.pickles import (
     DemoRecord,
     ObservationRecord,
     RLBenchDemo,
@@ -96,11 +97,15 @@ def camera_to_rlbench(intrinsics: np.ndarray, extrinsics: np.ndarray) -> tuple[n
 
 # ------------------------------------------------------------------------------------------------ import
 def _infer_names(folder: Path) -> tuple[str, int | None, int]:
-    """(task, variation from the path or None, episode number) from ``<task>/<variations>/episodes/episode<N>``."""
+    """(task, variation from the path or None, episode number) from ``<task>/<variations>/episodes/episode<N>``
+    (``<variations>`` = ``all_variations`` or ``variation<V>``) or ``<task>/episodes/episode<N>`` (COLOSSEUM's
+    RLBench-variations factor keeps no variation folder)."""
     m = re.fullmatch(r"episode(\d+)", folder.name)
     index = int(m.group(1)) if m else 0
     var_dir = folder.parent.parent
     vm = re.fullmatch(r"variation(\d+)", var_dir.name)
+    if vm is None and var_dir.name != "all_variations":
+        return var_dir.name, None, index
     return var_dir.parent.name, (int(vm.group(1)) if vm else None), index
 
 
@@ -114,20 +119,61 @@ def _stack_field(records: list[dict[str, Any]], name: str) -> np.ndarray | None:
     return np.stack(arrays)
 
 
+def subsample_camera(rgb: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, size: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an (H, W) RGB-D frame at ``size`` x ``size`` by keeping every ``H // size``-th pixel.
+
+    RGB and depth keep the *same* source pixels, so colour and geometry stay aligned and the intrinsics stay exact
+    (a pixel ``u'`` is source pixel ``s·u' + o``: ``f' = f / s``, ``c' = (c - o) / s``). Interpolating would blend
+    depths across object edges into points that exist nowhere; RLBench's own loader resizes the 24-bit-encoded depth
+    PNG with PIL, which interpolates the encoded bytes. Only integer factors (e.g. 256 -> 128) are accepted.
+    """
+    h, w = depth.shape
+    if h == size and w == size:
+        return rgb, depth, intrinsics
+    if size < 1 or h != w or h % size:
+        raise ValueError(f"image_size {size} must divide the stored square images ({h}x{w}) by a whole factor")
+    s = h // size
+    o = s // 2  # the middle source pixel of each s x s block
+    k = np.array(intrinsics, dtype=np.float64)
+    k[0, 0], k[1, 1] = k[0, 0] / s, k[1, 1] / s
+    k[0, 2], k[1, 2] = (k[0, 2] - o) / s, (k[1, 2] - o) / s
+    return np.ascontiguousarray(rgb[o::s, o::s]), np.ascontiguousarray(depth[o::s, o::s]), k
+
+
+def _descriptions(folder: Path, fallback: str) -> list[str]:
+    """The episode's phrasings: its own ``variation_descriptions.pkl`` (RLBench, GemBench) or the one of its variation
+    folder (COLOSSEUM writes it once per ``<task>_<idx>/variation0/``); the task name as a last resort."""
+    for candidate in (folder / VARIATION_DESCRIPTIONS, folder.parent.parent / VARIATION_DESCRIPTIONS):
+        if candidate.is_file():
+            found = [str(d) for d in load_rlbench_pickle(candidate)]
+            if found:
+                return found
+    return [fallback]
+
+
 def import_rlbench_episode(
     folder: str | Path,
     *,
     task: str | None = None,
     cameras: Sequence[str] | None = None,
     image_every: int | None = None,
+    image_size: int | None = None,
+    keyframe_start: Literal["wrap", "clamp"] = "wrap",
 ) -> Episode:
-    """Read one RLBench/PerAct episode folder into an :class:`Episode` (images are read lazily, per tick).
+    """Read one RLBench/PerAct, COLOSSEUM or GemBench episode folder into an :class:`Episode` (images are read
+    lazily, per tick).
 
     ``image_every``: keep images only on ticks that are multiples of it, keyframes, and the first and last tick
     (RLBench stores every tick; training needs only these, and our copy is then ~10x smaller). None keeps all.
+    ``image_size``: read the images at this square size (a whole divisor of the stored size, e.g. 128 from 256-px
+    GemBench data; see :func:`subsample_camera`). ``keyframe_start``: the keyframe heuristic's reading of frames
+    0 and 1 (``"wrap"`` = PerAct, used for RLBench and COLOSSEUM; ``"clamp"`` = GemBench's keystep detection).
     """
     if image_every is not None and image_every < 1:
         raise ValueError(f"image_every must be >= 1 or None, got {image_every}")
+    if image_size is not None and image_size < 1:
+        raise ValueError(f"image_size must be >= 1 or None, got {image_size}")
     folder = Path(folder)
     if not (folder / LOW_DIM_PICKLE).is_file():
         raise ValueError(f"folder {folder} has no {LOW_DIM_PICKLE}")
@@ -142,9 +188,7 @@ def import_rlbench_episode(
     variation = path_variation or 0
     if (folder / VARIATION_NUMBER).is_file():
         variation = int(load_rlbench_pickle(folder / VARIATION_NUMBER))
-    descriptions = [f"{(task or path_task).replace('_', ' ')}"]
-    if (folder / VARIATION_DESCRIPTIONS).is_file():
-        descriptions = [str(d) for d in load_rlbench_pickle(folder / VARIATION_DESCRIPTIONS)] or descriptions
+    descriptions = _descriptions(folder, (task or path_task).replace("_", " "))
 
     misc0 = records[0].get("misc") or {}
     if cameras is None:
@@ -152,12 +196,14 @@ def import_rlbench_episode(
     missing = [c for c in cameras if not (folder / f"{c}_depth").is_dir() or f"{c}_camera_intrinsics" not in misc0]
     if missing:
         raise ValueError(f"cameras {missing} have no depth folder or camera parameters in {folder}")
+    # One directory listing per image folder instead of a stat per tick and camera (thousands of episodes).
+    present = [set(os.listdir(folder / f"{c}_{kind}")) for c in cameras for kind in ("rgb", "depth")]
     image_frames = [
         i
         for i, r in enumerate(records)
         if cameras
         and not (r.get("misc") or {}).get(REPEATED_FLAG, False)
-        and all((folder / f"{c}_{kind}" / f"{i}.png").is_file() for c in cameras for kind in ("rgb", "depth"))
+        and all(f"{i}.png" in names for names in present)
     ]
 
     gripper_pose = _stack_field(records, "gripper_pose")
@@ -169,7 +215,7 @@ def import_rlbench_episode(
     gripper_open = gripper_open[:, 0]
     extra_lowdim = {f"rlbench.{n}": a for n in CARRIED_FIELDS if (a := _stack_field(records, n)) is not None}
     collide = extra_lowdim.get("rlbench.ignore_collisions")
-    keyframes = discover_keyframes(gripper_open, velocities)
+    keyframes = discover_keyframes(gripper_open, velocities, start=keyframe_start)
     if image_every is not None:
         wanted = set(keyframes) | {0, len(records) - 1}
         image_frames = [i for i in image_frames if i % image_every == 0 or i in wanted]
@@ -194,6 +240,8 @@ def import_rlbench_episode(
             with Image.open(folder / f"{c}_depth" / f"{tick}.png") as im:
                 depth = decode_depth_rgb24(np.asarray(im.convert("RGB")), float(misc[f"{c}_camera_near"]),
                                            float(misc[f"{c}_camera_far"]))
+            if image_size is not None:
+                rgb, depth, k = subsample_camera(rgb, depth, k, image_size)
             out[c] = CameraFrame(rgb, depth, k, e)
         return out
 

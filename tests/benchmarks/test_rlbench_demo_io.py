@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks.dataset import Episode, load_episode, save_episode
 from benchmarks.protocol import CameraFrame
-from benchmarks.rlbench_io import (
+from benchmarks.rlbench.demo_io import (
     REPEATED_FLAG,
     camera_from_rlbench,
     camera_to_rlbench,
@@ -25,7 +25,7 @@ from benchmarks.rlbench_io import (
     import_rlbench_episode,
     rlbench_episode_dir,
 )
-from benchmarks.rlbench_pickle import ForbiddenPickleError, load_rlbench_pickle
+from benchmarks.rlbench.pickles import ForbiddenPickleError, load_rlbench_pickle
 
 from .fake_demo_env import FakeDemoEnv
 

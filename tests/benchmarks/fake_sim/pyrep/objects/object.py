@@ -1,0 +1,70 @@
+"""Fake of stepjam/PyRep @ 231a1ac ``pyrep/objects/object.py``: a named pose (4x4 matrix) in the world."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyrep.backend import sim
+
+
+def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
+    """xyzw of a rotation matrix (Shepperd's method, the largest diagonal pivot)."""
+    t = np.trace(m)
+    if t > 0:
+        s = 2 * np.sqrt(t + 1)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2 * np.sqrt(1 + m[i, i] - m[j, j] - m[k, k])
+        q = [0.0, 0.0, 0.0, (m[k, j] - m[j, k]) / s]
+        q[i], q[j], q[k] = s / 4, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
+    q = np.asarray(q)
+    return q if q[3] >= 0 else -q
+
+
+class Object:
+    def __init__(self, name_or_handle: str | int) -> None:
+        self._name = str(name_or_handle)
+        self._matrix = np.eye(4)
+        self._exists = True
+
+    @staticmethod
+    def exists(name: str) -> bool:
+        return name in sim.world().objects
+
+    def get_name(self) -> str:
+        return self._name
+
+    def still_exists(self) -> bool:
+        return self._exists
+
+    def remove(self) -> None:
+        self._exists = False
+
+    def get_matrix(self, relative_to=None) -> np.ndarray:
+        return self._matrix.copy()
+
+    def set_matrix(self, matrix: np.ndarray, relative_to=None) -> None:
+        self._matrix = np.asarray(matrix, dtype=np.float64).reshape(4, 4).copy()
+
+    def get_position(self, relative_to=None) -> np.ndarray:
+        return self._matrix[:3, 3].copy()
+
+    def set_position(self, position, relative_to=None) -> None:
+        self._matrix[:3, 3] = position
+
+    def get_pose(self, relative_to=None) -> np.ndarray:
+        return np.concatenate([self._matrix[:3, 3], _matrix_to_quat(self._matrix[:3, :3])])
+
+    def set_pose(self, pose, relative_to=None) -> None:
+        pose = np.asarray(pose, dtype=np.float64)
+        self._matrix[:3, :3] = _quat_to_matrix(pose[3:])
+        self._matrix[:3, 3] = pose[:3]

@@ -1,0 +1,61 @@
+"""Failure categories and their table, on records whose reasons are known (the embedded env's real messages)."""
+
+from __future__ import annotations
+
+import json
+
+from bridgevla.evaluation.failures import (
+    OUT_OF_KEYPOSES,
+    failure_category,
+    failure_counts,
+    failure_markdown,
+    write_failures,
+)
+
+
+def _rec(task: str, success: bool, error: str | None, agent: str = "policy") -> dict:
+    return {"agent": agent, "task": task, "seed": 0, "episode": 0, "success": success, "error": error}
+
+
+def test_each_message_gets_its_category():
+    cases = {
+        None: OUT_OF_KEYPOSES,
+        "no inverse-kinematics solution for position [0.9, 0.0, 1.2]": "unreachable (no IK solution)",
+        "the keypose itself is in collision": "keypose in collision",
+        "every planned path collides (direct and lifted detours)": "no collision-free path",
+        "agent: RuntimeError: boom": "agent error",
+        "reset: ValueError: bad seed": "reset error",
+        "invalid keypose (non-finite or zero quaternion)": "invalid keypose",
+        "env: RuntimeError: segfault-ish": "simulator error",
+        "internal error: KeyError: 'x'": "simulator error",
+        "keypose position [1.5, 0, 1] is outside the workspace": "outside the workspace",
+        "something nobody expected": "other error",
+        # the CoppeliaSim harnesses' messages (benchmarks/rlbench/harness.py, the runner's restarts)
+        "IKError: no IK solution found": "unreachable (no IK solution)",
+        "InvalidActionError: A path could not be found because the target is outside of workspace.":
+            "outside the workspace",
+        "InvalidActionError: A path could not be found. Most likely due to the target being inaccessible or a "
+        "collison was detected.": "no collision-free path",
+        "simulator: rlbench simulator failed during step: RuntimeError: simStep": "simulator error",
+        "worker process died (simulator crash?)": "simulator error",
+        "Ray worker died (simulator crash?): RayActorError": "simulator error",
+        "task failure condition": "task failure condition",
+    }
+    for error, category in cases.items():
+        assert failure_category(_rec("t", False, error)) == category, error
+    assert failure_category(_rec("t", True, None)) is None
+
+
+def test_counts_and_table_by_hand(tmp_path):
+    records = [_rec("lift", True, None), _rec("lift", False, None), _rec("lift", False, None),
+               _rec("lift", False, "the keypose itself is in collision"), _rec("slide", True, None),
+               _rec("slide", False, "agent: ValueError: x", agent="random")]
+    counts = failure_counts(records)
+    assert counts == {"policy": {"lift": {OUT_OF_KEYPOSES: 2, "keypose in collision": 1}},
+                      "random": {"slide": {"agent error": 1}}}
+    md = failure_markdown(records)
+    assert f"| task | episodes | failed | {OUT_OF_KEYPOSES} | keypose in collision |" in md
+    assert "| lift | 4 | 3 | 2 | 1 |" in md and "| slide | 1 | 1 | 1 |" in md
+    paths = write_failures(records, tmp_path)
+    assert json.loads(paths["json"].read_text()) == counts
+    assert failure_markdown([_rec("lift", True, None)]) == "No failed episodes.\n"
