@@ -62,10 +62,12 @@ _TEXTURES = (
 )
 _REPEATS = (12, 35)  # pattern repeats per metre: coarse and fine
 MATERIALS = tuple(f"perturb_mat{i}_{r}" for i in range(len(_TEXTURES)) for r in _REPEATS)
-# Distractor objects: shapes no task uses, static, standing on the table (origin at the table top when placed).
+# Distractor objects: shapes no task uses (no box, no cylinder: blocks, jars and buttons are named by their colour,
+# and a same-coloured distractor of their shape would make an instruction ambiguous), static, standing on the table
+# (origin at the table top when placed).
 DISTRACTORS: dict[str, str] = {
     "sphere": '<geom type="sphere" size="0.03" pos="0 0 0.03"/>',
-    "can": '<geom type="cylinder" size="0.022 0.035" pos="0 0 0.035"/>',
+    "pill": '<geom type="capsule" size="0.02 0.02" pos="0 0 0.04"/>',
     "egg": '<geom type="ellipsoid" size="0.04 0.026 0.02" pos="0 0 0.02"/>',
     "bar": '<geom type="capsule" size="0.015" fromto="-0.04 0 0.015 0.04 0 0.015"/>',
 }
