@@ -26,7 +26,8 @@ PUBLISHED = {
 }
 
 
-def colosseum_tables(records: Iterable[Record], reference: bool = True) -> list[Table]:
+def colosseum_tables(records: Iterable[Record], reference: bool = True, title: str = "COLOSSEUM") -> list[Table]:
+    """The layout above; ``title`` names the tables (the embedded perturbation suite reuses the layout)."""
     recs = check_records(records)
     for r in recs:
         split_cell(r["task"])  # every task must be a COLOSSEUM cell name
@@ -54,7 +55,7 @@ def colosseum_tables(records: Iterable[Record], reference: bool = True) -> list[
         detail["Average"] = {FACTORS[f]: Cell(float(np.mean([detail[t][FACTORS[f]].mean for t in tasks
                                                              if FACTORS[f] in detail[t]])))
                              for f in shown}
-        details.append(Table(f"COLOSSEUM per task: {agent}", [FACTORS[f] for f in shown], detail, row_header="task"))
+        details.append(Table(f"{title} per task: {agent}", [FACTORS[f] for f in shown], detail, row_header="task"))
     extra = [FACTORS[f] for f in shown if f not in PUBLISHED_FACTORS]
     notes.insert(0, f"success %, mean ± std (ddof={STD_DDOF}) over runs; {AVERAGE} = plain mean of the 14 "
                     f"perturbation columns (factors 1-14), per run" + (f"; not averaged: {extra}" if extra else ""))
@@ -62,5 +63,5 @@ def colosseum_tables(records: Iterable[Record], reference: bool = True) -> list[
         for name, values in PUBLISHED.items():
             rows[name] = published_row(values)
         notes.append("(published): numbers quoted in REFERENCE §5, not rerun here; '–' = not quoted there")
-    headline = Table("COLOSSEUM", [AVERAGE] + [FACTORS[f] for f in shown], rows, notes=notes)
+    headline = Table(title, [AVERAGE] + [FACTORS[f] for f in shown], rows, notes=notes)
     return [headline] + details

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from benchmarks.protocol import WORKSPACE_TOLERANCE
 from rendering.bounds import SceneBounds
 
 CAMERA_NAMES: tuple[str, ...] = ("front", "left_shoulder", "right_shoulder", "wrist")
+# Which task list ``EmbeddedEnv.tasks()`` offers: the training catalogue, every (task, perturbation factor) cell,
+# or every task of the generalisation levels L1-L4 (docs/tasks.md).
+SUITES: tuple[str, ...] = ("tasks", "perturbations", "levels")
+
+
+@dataclass
+class PerturbationConfig:
+    """Ranges of the factors (COLOSSEUM's where it publishes one)."""
+
+    size_range: tuple[float, float] = (0.75, 1.15)  # uniform scale of a role's objects
+    light_colour_lo: tuple[float, float, float] = (0.0, 0.0, 0.0)  # diffuse RGB of each light, uniform per channel
+    light_colour_hi: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    table_colour_lo: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    table_colour_hi: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    distractors: int = 2  # objects placed on free table space
+    camera_euler: float = 0.05  # rad, uniform per Euler angle, static cameras only
+    camera_position: float = 0.1  # m, uniform per axis
+    friction_range: tuple[float, float] = (0.5, 1.5)  # multiplier of the objects' sliding friction
+    mass_range: tuple[float, float] = (0.5, 2.0)  # multiplier of the objects' masses (and inertias)
+
+    def __post_init__(self) -> None:
+        for name in ("size_range", "friction_range", "mass_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"perturbation.{name} must satisfy 0 < lo <= hi, got {(lo, hi)}")
+        for name in ("light_colour", "table_colour"):
+            lo, hi = np.array(getattr(self, name + "_lo")), np.array(getattr(self, name + "_hi"))
+            if not (np.all(lo >= 0) and np.all(hi <= 1) and np.all(lo <= hi)):
+                raise ValueError(f"perturbation.{name}_lo/hi must be RGB in [0, 1] with lo <= hi, got {lo}, {hi}")
+        if not 0 <= self.distractors <= 4:  # the distractor bank holds four objects (perturbations.DISTRACTORS)
+            raise ValueError(f"perturbation.distractors must be in [0, 4], got {self.distractors}")
+        if self.camera_euler < 0 or self.camera_position < 0:
+            raise ValueError("perturbation.camera_euler and camera_position must be >= 0")
 
 
 @dataclass
@@ -34,8 +69,15 @@ class EmbeddedConfig:
     # Use only each task's first N variations (None: all). Variations are ordered simplest first (one button, two
     # blocks, the first colours), so a small demo can train on few, easy goals.
     max_variations: int | None = None
+    suite: str = "tasks"
+    # Restrict the suite to these catalogue/level tasks (a perturbation suite keeps all their factor cells);
+    # empty: all of them. E.g. the four tasks a small demo policy was trained on.
+    suite_tasks: tuple[str, ...] = ()
+    perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
 
     def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise ValueError(f"suite must be one of {SUITES}, got {self.suite!r}")
         if self.image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
         unknown = [c for c in self.cameras if c not in CAMERA_NAMES]

@@ -8,11 +8,13 @@ import zlib
 import mujoco
 import numpy as np
 
+from benchmarks.embedded import perturbations as pert
 from benchmarks.embedded.config import EmbeddedConfig
+from benchmarks.embedded.levels import level_tasks
 from benchmarks.embedded.motion import PlanningError, plan
 from benchmarks.embedded.scene import scene_mjcf
 from benchmarks.embedded.sim import Sim
-from benchmarks.embedded.tasks import TASKS
+from benchmarks.embedded.tasks import ALL_TASKS, TASKS
 from benchmarks.embedded.tasks.base import Task, quat_xyzw_from_matrix
 from benchmarks.protocol import Keypose, KeyposeRejected, Observation, StepResult, WorkspaceGuard
 from rendering.bounds import SceneBounds
@@ -22,14 +24,20 @@ _STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to r
 
 
 class EmbeddedEnv:
-    """RLBench-like keypose environment. One scene is compiled per task on first use and reused."""
+    """RLBench-like keypose environment. One scene is compiled per task on first use and reused (a second one, with
+    the texture bank and distractor objects, for the task's perturbed cells).
+
+    Task names: a catalogue task (``tasks.TASKS``), a level-2-4 test task (``tasks.TEST_TASKS``), or a perturbation
+    cell ``"<task>@<factor>"`` (``perturbations.SUITE_FACTORS``). ``config.suite`` picks which of them
+    ``tasks()`` lists; every name can be reset whatever the suite."""
 
     def __init__(self, config: EmbeddedConfig | None = None) -> None:
         self.config = config or EmbeddedConfig()
         self.guard = WorkspaceGuard(self.workspace(), self.config.workspace_tolerance)
-        self._sims: dict[str, Sim] = {}
+        self._sims: dict[tuple[str, bool], Sim] = {}
         self._task_objs: dict[str, Task] = {}
         self._task: Task | None = None
+        self._name = ""  # the name reset() was called with (a perturbation cell names its factor)
         self._sim: Sim | None = None
         self._variation = 0
         self._seed = 0
@@ -43,8 +51,23 @@ class EmbeddedEnv:
 
     # ------------------------------------------------------------------ catalogue
     def tasks(self) -> list[str]:
-        """Task names in catalogue order (the five simplest first)."""
-        return list(TASKS)
+        """The suite's task names: the catalogue (the five simplest first), every defined perturbation cell
+        (task-major, factors in COLOSSEUM's order), or every level task (L1 to L4)."""
+        if self.config.suite == "perturbations":
+            names = [pert.cell_name(t, f) for t, cls in TASKS.items() for f in pert.SUITE_FACTORS
+                     if pert.excluded(cls, f) is None]
+        elif self.config.suite == "levels":
+            names = level_tasks()
+        else:
+            names = list(TASKS)
+        only = self.config.suite_tasks
+        if only:
+            known = {pert.split_name(n)[0] for n in names}
+            unknown = [t for t in only if t not in known]
+            if unknown:
+                raise ValueError(f"suite_tasks: {unknown} not in suite {self.config.suite!r} (has {sorted(known)})")
+            names = [n for n in names if pert.split_name(n)[0] in only]
+        return names
 
     task_names = tasks
 
@@ -52,11 +75,12 @@ class EmbeddedEnv:
         """The box keyposes are executed in (``benchmarks.protocol.environment_workspace``)."""
         return SceneBounds(tuple(self.config.workspace_lo), tuple(self.config.workspace_hi))
 
-    def _task_obj(self, task: str) -> Task:
-        if task not in TASKS:
-            raise ValueError(f"task {task!r} unknown; available: {sorted(TASKS)}")
+    def _task_obj(self, name: str) -> Task:
+        task, _ = pert.split_name(name)
+        if task not in ALL_TASKS:
+            raise ValueError(f"task {task!r} unknown; available: {sorted(ALL_TASKS)}")
         if task not in self._task_objs:
-            self._task_objs[task] = TASKS[task]()  # tasks keep per-episode state: one instance per env
+            self._task_objs[task] = ALL_TASKS[task]()  # tasks keep per-episode state: one instance per env
         return self._task_objs[task]
 
     def variations(self, task: str) -> int:
@@ -74,21 +98,32 @@ class EmbeddedEnv:
         return self._check_variation(task, variation).instructions(variation)
 
     # ------------------------------------------------------------------ episode
+    def _scene(self, t: Task, perturbed: bool) -> Sim:
+        key = (t.name, perturbed)
+        if key not in self._sims:
+            c = self.config
+            assets, bodies = pert.scene_extras() if perturbed else ("", "")
+            xml = scene_mjcf(t.objects_xml() + bodies, c.image_size, c.physics_timestep, t.assets_xml() + assets)
+            self._sims[key] = Sim(xml, c.image_size, c.physics_timestep, c.collision_margin)
+        return self._sims[key]
+
     def reset(self, task: str, variation: int, seed: int) -> Observation:
         t = self._check_variation(task, variation)
-        if task not in self._sims:
-            c = self.config
-            self._sims[task] = Sim(scene_mjcf(t.objects_xml(), c.image_size, c.physics_timestep),
-                                   c.image_size, c.physics_timestep, c.collision_margin)
-        sim = self._sims[task]
+        factors = pert.active_factors(t, pert.split_name(task)[1])
+        sim = self._scene(t, perturbed=bool(factors))
         sim.reset_state()
-        # The scene depends on (task, variation, seed) only: a fresh generator from exactly those.
-        rng = np.random.default_rng([zlib.crc32(task.encode()), variation, seed])
+        # The scene depends on (task, variation, seed) only: a fresh generator from exactly those. A perturbation
+        # draws from its own generators, so the layout is the same under every factor.
+        rng = np.random.default_rng([zlib.crc32(t.name.encode()), variation, seed])
         t.setup(sim, variation, rng)
         mujoco.mj_forward(sim.model, sim.data)
-        self._task, self._sim, self._variation, self._seed = t, sim, variation, seed
+        if factors:
+            pert.perturb(sim, t, factors, variation, seed, self.config.perturbation)
+        self._task, self._name, self._sim, self._variation, self._seed = t, task, sim, variation, seed
         self._steps, self._done, self._success = 0, False, False
         self._expert = t.expert(sim)
+        if "distractor" in factors:
+            pert.place_distractors(sim, t, self._expert, variation, seed, self.config.perturbation)
         return self._observation(cameras=True)
 
     def expert_keyposes(self) -> list[Keypose]:
@@ -203,7 +238,7 @@ class EmbeddedEnv:
             joint_positions=sim.data.qpos[sim.arm_qadr].copy(),
             joint_velocities=sim.data.qvel[sim.arm_dadr].copy(),
             instructions=t.instructions(self._variation),
-            task=t.name,
+            task=self._name,
             variation=self._variation,
             episode=self._seed,
             misc={"finger_positions": sim.data.qpos[sim.finger_qadr].copy(), "keyposes_done": self._steps},

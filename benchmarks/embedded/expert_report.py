@@ -1,6 +1,11 @@
-"""Expert success of every embedded task over many seeds, as the markdown table in docs/tasks.md.
+"""Expert success of every embedded task over many seeds, as the markdown tables in docs/tasks.md.
 
-    python -m benchmarks.embedded.expert_report --seeds 25 --out expert_report.json
+    python -m benchmarks.embedded.expert_report --seeds 25 --out expert_report.jsonl
+    python -m benchmarks.embedded.expert_report --suite perturbations --seeds 20 --out perturbations.jsonl
+    python -m benchmarks.embedded.expert_report --suite levels --seeds 20 --out levels.jsonl
+
+``--suite`` picks the task list as ``EmbeddedConfig.suite`` does: the catalogue, every defined (task, factor)
+perturbation cell (the report lists the excluded cells and why), or every level task.
 
 Episode ``i`` of a task uses seed ``i`` and variation ``i % variations`` (as ``benchmarks.generate`` does).
 Results are appended to the JSON-lines file as they finish, and a rerun skips what it already holds (use a new
@@ -21,9 +26,12 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
+from benchmarks.embedded import perturbations as pert
+from benchmarks.embedded import suites
+from benchmarks.embedded.config import SUITES, EmbeddedConfig
 from benchmarks.embedded.env import EmbeddedEnv
-from benchmarks.embedded.tasks import TASKS
-from benchmarks.fileio import append_jsonl, read_jsonl
+from benchmarks.embedded.tasks import ALL_TASKS
+from benchmarks.fileio import append_jsonl, atomic_write_text, read_jsonl
 from benchmarks.protocol import Keypose
 
 
@@ -39,7 +47,11 @@ def run_episode(env: EmbeddedEnv, task: str, seed: int, position_std: float = 0.
                 rotation_std_deg: float = 0.0) -> dict:
     start = time.perf_counter()
     variation = seed % env.variations(task)
-    env.reset(task, variation, seed)
+    try:
+        env.reset(task, variation, seed)
+    except (RuntimeError, ValueError) as e:  # a scene that cannot be built counts as a failed episode, with why
+        return {"task": task, "seed": seed, "variation": variation, "success": False, "keyposes": 0,
+                "error": f"reset: {e}", "seconds": time.perf_counter() - start}
     plan = env.expert_keyposes()
     rng = np.random.default_rng([zlib.crc32(task.encode()), seed, 1])
     if position_std > 0 or rotation_std_deg > 0:
@@ -57,10 +69,9 @@ def run_episode(env: EmbeddedEnv, task: str, seed: int, position_std: float = 0.
 def table(rows: list[dict]) -> str:
     lines = ["| task | mirrors | variations | expert keyposes (mean) | expert success | s / episode |",
              "|---|---|---|---|---|---|"]
-    for task, cls in TASKS.items():
+    for task in dict.fromkeys(r["task"] for r in rows):
+        cls = ALL_TASKS[pert.split_name(task)[0]]
         mine = [r for r in rows if r["task"] == task]
-        if not mine:
-            continue
         ok = sum(r["success"] for r in mine)
         kp = sum(r["keyposes"] for r in mine) / len(mine)
         sec = sum(r["seconds"] for r in mine) / len(mine)
@@ -69,11 +80,29 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def perturbation_report(rows: list[dict]) -> str:
+    """Expert success per (task, factor) in COLOSSEUM's layout, then every excluded cell with its reason."""
+    headline, per_task = suites.perturbation_tables([{**r, "agent": "expert", "seed": 0} for r in rows])
+    counts = {n: len([r for r in rows if r["task"] == n]) for n in {r["task"] for r in rows}}
+    tasks = {pert.split_name(r["task"])[0] for r in rows}
+    out = [headline.markdown(), per_task.markdown(),
+           f"Episodes per cell: {min(counts.values())}-{max(counts.values())}. Excluded cells (factor not defined "
+           "for the task):", ""]
+    out += [f"- {task} × {f}: {why}" for task, f, why in suites.excluded_cells() if task in tasks]
+    return "\n".join(out)
+
+
+def levels_report(rows: list[dict]) -> str:
+    return "\n".join(t.markdown() for t in suites.level_tables([{**r, "agent": "expert", "seed": 0} for r in rows]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=25, help="episodes per task (seeds 0..N-1)")
-    p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    p.add_argument("--suite", default="tasks", choices=SUITES)
+    p.add_argument("--tasks", default="", help="comma-separated task names (perturbations: base tasks); default all")
     p.add_argument("--out", type=Path, default=Path("expert_report.jsonl"))
+    p.add_argument("--markdown", type=Path, default=None, help="also write the report's tables to this file")
     p.add_argument("--position-noise", type=float, default=0.0, help="std of keypose position noise (m)")
     p.add_argument("--rotation-noise", type=float, default=0.0, help="std of keypose rotation noise (degrees)")
     a = p.parse_args(argv)
@@ -81,23 +110,31 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--position-noise and --rotation-noise must be >= 0")
     if a.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
-    tasks = [t for t in a.tasks.split(",") if t]
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"--tasks: unknown {unknown}; available {list(TASKS)}")
+    env = EmbeddedEnv(EmbeddedConfig(suite=a.suite))
+    names = env.tasks()
+    if a.tasks:
+        wanted = [t for t in a.tasks.split(",") if t]
+        unknown = [t for t in wanted if t not in {pert.split_name(n)[0] for n in names}]
+        if unknown:
+            raise ValueError(f"--tasks: unknown {unknown} in suite {a.suite!r}")
+        names = [n for n in names if pert.split_name(n)[0] in wanted]
     # Torn or corrupted lines (a kill mid-write) move to <out>.rejected and are re-run; nothing is lost.
     rows = [r for r in read_jsonl(a.out).records if isinstance(r.get("task"), str) and isinstance(r.get("seed"), int)]
     done = {(r["task"], r["seed"]) for r in rows}
-    todo = [(t, s) for t in tasks for s in range(a.seeds) if (t, s) not in done]
-    env = EmbeddedEnv()
+    todo = [(t, s) for t in names for s in range(a.seeds) if (t, s) not in done]
     with a.out.open("a") as f:
         for task, seed in tqdm(todo, desc="expert episodes"):
             row = run_episode(env, task, seed, a.position_noise, a.rotation_noise)
             rows.append(row)
             append_jsonl(f, row)
     env.close()
-    rows = [r for r in rows if r["task"] in tasks and r["seed"] < a.seeds]
-    print(table(rows))
+    rows = [r for r in rows if r["task"] in names and r["seed"] < a.seeds]
+    report = {"tasks": table, "perturbations": perturbation_report, "levels": levels_report}[a.suite](rows)
+    if a.suite != "tasks":
+        report += "\n\n" + table(rows)
+    print(report)
+    if a.markdown is not None:
+        atomic_write_text(a.markdown, report + "\n")
     failed = [r for r in rows if not r["success"]]
     for r in failed:
         print(f"FAILED {r['task']} seed {r['seed']} variation {r['variation']}: {r['error']}", file=sys.stderr)

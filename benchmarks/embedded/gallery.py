@@ -1,7 +1,10 @@
 """Pictures of every embedded task for docs/tasks.md: the four RGB-D cameras, and the merged point cloud rendered
-into the policy's three orthographic views through ``rendering`` (with the first expert keypose marked).
+into the policy's three orthographic views through ``rendering`` (with the first expert keypose marked); with
+``--suites``, one task under every perturbation factor and the scenes of every generalisation level, all seen by
+one camera.
 
     python -m benchmarks.embedded.gallery --out docs/images/tasks
+    python -m benchmarks.embedded.gallery --suites --out docs/images/suites
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from benchmarks.embedded import perturbations as pert
+from benchmarks.embedded.config import EmbeddedConfig
 from benchmarks.embedded.env import EmbeddedEnv
+from benchmarks.embedded.levels import LEVELS
 from benchmarks.protocol import Observation
 from rendering import REFERENCE_BOUNDS, crop_to_bounds, render, world_to_cube
 from rendering.viz import save_views
@@ -43,12 +49,53 @@ def cloud_views(obs: Observation, image_size: int = 224) -> torch.Tensor:
     return render(cube[None], feats[None], image_size=image_size).features[0]
 
 
+# The suite pictures' camera: over the robot's left shoulder, it sees the table, the cabinets' fronts and the floor.
+CAMERA = "left_shoulder"
+
+
+def labelled_grid(images: list[np.ndarray], labels: list[str], columns: int) -> Image.Image:
+    """Equal-sized RGB images in a grid, each with its label in a strip above it."""
+    h, w = images[0].shape[:2]
+    strip = 16
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * w, rows * (h + strip)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        x, y = (i % columns) * w, (i // columns) * (h + strip)
+        draw.text((x + 3, y + 2), label, fill="black")
+        grid.paste(Image.fromarray(img), (x, y + strip))
+    return grid
+
+
+def suite_pictures(out: Path, task: str = "drag_stick", variation: int = 0, seed: int = 0, size: int = 256) -> None:
+    """``perturbations_<task>.png``: ``task`` under every factor (same seed); ``levels.png``: one scene of each
+    level; ``level_tasks.png``: every level task. One camera (``CAMERA``) throughout."""
+    env = EmbeddedEnv(EmbeddedConfig(image_size=size, cameras=(CAMERA,)))
+    cells = [f for f in pert.SUITE_FACTORS if pert.excluded(env._task_obj(task), f) is None]
+    images = [env.reset(pert.cell_name(task, f), variation, seed).cameras[CAMERA].rgb for f in tqdm(cells)]
+    labelled_grid(images, [pert.COLOSSEUM_NAMES[f] for f in cells], 4).save(out / f"perturbations_{task}.png")
+    shown = {lv: names[0] if lv != "L2" else "lift_cylinder" for lv, names in LEVELS.items()}
+    images = [env.reset(t, 0, seed).cameras[CAMERA].rgb for t in shown.values()]
+    labelled_grid(images, [f"{lv}: {t}" for lv, t in shown.items()], 4).save(out / "levels.png")
+    names = [t for lv in LEVELS for t in LEVELS[lv]]
+    small = EmbeddedEnv(EmbeddedConfig(image_size=160, cameras=(CAMERA,)))
+    images = [small.reset(t, 0, seed).cameras[CAMERA].rgb for t in tqdm(names)]
+    labels = [f"{lv} {t}" for lv in LEVELS for t in LEVELS[lv]]
+    labelled_grid(images, labels, 6).save(out / "level_tasks.png")
+    env.close()
+    small.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("docs/images/tasks"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--suites", action="store_true", help="the perturbation and level pictures instead")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.suites:
+        suite_pictures(a.out, seed=a.seed)
+        return
     env = EmbeddedEnv()
     for task in tqdm(env.tasks(), desc="tasks"):
         obs = env.reset(task, 0, a.seed)

@@ -33,6 +33,17 @@ class Grasp:
     axis: np.ndarray | None = None  # joint axis in world at grasp time
 
 
+# Model fields that an episode may rewrite beyond what every task's setup rewrites itself (perturbation factors:
+# colours, materials, sizes, friction, masses, camera poses, lights). ``reset_state`` restores them, so an episode
+# never inherits the previous one's perturbation.
+_EPISODE_FIELDS = ("geom_rgba", "geom_matid", "geom_size", "geom_pos", "geom_rbound", "geom_aabb", "geom_friction",
+                   "geom_priority", "body_pos", "body_quat", "body_ipos", "body_mass", "body_inertia", "jnt_pos",
+                   "jnt_range", "qpos_spring", "site_pos", "cam_pos", "cam_quat", "light_diffuse",
+                   # derived by mj_setConst (refresh_constants) from the fields above
+                   "body_invweight0", "body_subtreemass", "bvh_aabb", "cam_mat0", "cam_pos0", "cam_poscom0", "dof_M0",
+                   "dof_invweight0", "dof_length", "light_poscom0")
+
+
 def _mat_to_quat(m: np.ndarray) -> np.ndarray:
     q = np.zeros(4)
     mujoco.mju_mat2Quat(q, np.ascontiguousarray(m, dtype=np.float64).reshape(9))
@@ -71,9 +82,18 @@ class Sim:
         self.finger_width = FINGER_OPEN
         self._renderer: mujoco.Renderer | None = None
         self._cam_ids = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_CAMERA, i): i for i in range(m.ncam)}
+        # Size factor applied to each scaled body (by name) this episode: experts and success checks read sizes
+        # through ``scale_of`` so that a resized object is still handled exactly.
+        self.scales: dict[str, float] = {}
+        self._pristine = {f: getattr(m, f).copy() for f in _EPISODE_FIELDS}
+        self._pristine_headlight = m.vis.headlight.diffuse.copy()
 
     # ----------------------------------------------------------------- state
     def reset_state(self) -> None:
+        for f, v in self._pristine.items():
+            getattr(self.model, f)[:] = v
+        self.model.vis.headlight.diffuse[:] = self._pristine_headlight
+        self.scales = {}
         mujoco.mj_resetData(self.model, self.data)
         self.grasp = None
         self.gripper_open = True
@@ -91,6 +111,25 @@ class Sim:
         if i < 0:
             raise ValueError(f"body {name!r} not in the scene")
         return i
+
+    def refresh_constants(self) -> None:
+        """Recompute the model's derived constants after masses or sizes changed: the constraint solver's
+        per-body inverse weights (stale ones make a re-weighted object explode on contact) and the collision
+        bounding-volume hierarchy (stale boxes miss contacts of a resized object). Uses the scratch data."""
+        mujoco.mj_setConst(self.model, self.scratch)
+
+    def scale_of(self, name: str) -> float:
+        """The size factor this episode applied to body ``name`` (1.0 when it was not resized)."""
+        return self.scales.get(name, 1.0)
+
+    def subtree(self, root: int) -> np.ndarray:
+        """Ids of ``root`` and every body below it."""
+        m = self.model
+        inside = np.zeros(m.nbody, bool)
+        inside[root] = True
+        for b in range(root + 1, m.nbody):  # parents precede children in MuJoCo's body order
+            inside[b] = inside[m.body_parentid[b]]
+        return np.flatnonzero(inside)
 
     def joint_qadr(self, name: str) -> int:
         i = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_JOINT, name)

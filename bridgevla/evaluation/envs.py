@@ -9,6 +9,11 @@ entry points in the group ``bridgevla.benchmarks`` (installing a package is the 
 but it imports and runs whatever it names: ``make_env`` refuses it unless ``allow_code`` is set, so a config file
 from elsewhere cannot execute code unless the user asks (``bridgevla eval --allow-code``).
 
+A benchmark may also offer suites: named task lists with their own table layout (the embedded benchmark's
+COLOSSEUM-like ``perturbations`` and GemBench-like ``levels``). The environment gets the option ``suite=<name>``
+and lists the suite's tasks; ``published_tables(benchmark, records, suite)`` lays the records out as that suite's
+table.
+
 The published protocols (episodes, runs, seeds) are the shipped configs ``bridgevla/configs/eval_<name>.yaml``.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.protocol import Environment
@@ -69,14 +74,30 @@ def _gembench_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
     return gembench_tables(records)
 
 
+def _embedded_perturbations(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.embedded.suites import perturbation_tables
+
+    return perturbation_tables(records)
+
+
+def _embedded_levels(records: Sequence[dict[str, Any]]) -> list[Table]:
+    from benchmarks.embedded.suites import level_tables
+
+    return level_tables(records)
+
+
+TableLayout = Callable[[Sequence[dict[str, Any]]], list[Table]]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     make: Callable[[dict[str, Any]], Environment]
-    tables: Callable[[Sequence[dict[str, Any]]], list[Table]] | None = None  # the published layout, if any
+    tables: TableLayout | None = None  # the published layout, if any
+    suites: dict[str, TableLayout] = field(default_factory=dict)  # suite name -> its table layout
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "embedded": Benchmark(_embedded),
+    "embedded": Benchmark(_embedded, suites={"perturbations": _embedded_perturbations, "levels": _embedded_levels}),
     "rlbench": Benchmark(_rlbench, _rlbench_tables),
     "colosseum": Benchmark(_colosseum, _colosseum_tables),
     "gembench": Benchmark(_gembench, _gembench_tables),
@@ -89,6 +110,13 @@ def _entry_point(name: str) -> Callable[[dict[str, Any]], Environment] | None:
 
     found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     return found[0].load() if found else None
+
+
+def check_suite(benchmark: str, suite: str) -> None:
+    """A clear error unless ``suite`` is one of the benchmark's suites."""
+    known = BENCHMARKS[benchmark].suites if benchmark in BENCHMARKS else {}
+    if suite not in known:
+        raise ValueError(f"suite: {suite!r} is not a suite of benchmark {benchmark!r} (it has {sorted(known)})")
 
 
 def make_env(benchmark: str, options: dict[str, Any] | None = None, allow_code: bool = False) -> Environment:
@@ -120,7 +148,10 @@ def make_env(benchmark: str, options: dict[str, Any] | None = None, allow_code: 
     return env
 
 
-def published_tables(benchmark: str, records: Sequence[dict[str, Any]]) -> list[Table] | None:
-    """The benchmark's published table layout of ``records`` (None for benchmarks without one)."""
+def published_tables(benchmark: str, records: Sequence[dict[str, Any]], suite: str = "") -> list[Table] | None:
+    """The benchmark's published table layout of ``records``, or its suite's (None for benchmarks without one)."""
+    if suite:
+        check_suite(benchmark, suite)
+        return BENCHMARKS[benchmark].suites[suite](records)
     entry = BENCHMARKS.get(benchmark)
     return entry.tables(records) if entry is not None and entry.tables is not None else None

@@ -49,7 +49,7 @@ from benchmarks.protocol import (
     environment_workspace,
 )
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
-from bridgevla.evaluation.envs import make_env
+from bridgevla.evaluation.envs import check_suite, make_env
 from bridgevla.evaluation.observe import EpisodeObserver
 from rendering.bounds import REFERENCE_BOUNDS, SceneBounds
 
@@ -82,6 +82,9 @@ class EvalConfig:
     video_fps: int = 10
     progress: bool = True
     env: dict[str, Any] = field(default_factory=dict)  # options of the benchmark's environment
+    # A suite of the benchmark (evaluation/envs.py, e.g. embedded: perturbations, levels): the environment
+    # lists the suite's tasks, and the report lays the results out as the suite's table. Empty: the task list.
+    suite: str = ""
 
     def __post_init__(self) -> None:
         for name in ("episodes", "max_keyposes", "workers"):
@@ -118,6 +121,13 @@ class EvalConfig:
                              f"{self.ray_num_cpus} and {self.ray_num_gpus}")
         if self.episodes > EPISODE_STRIDE:
             raise ValueError(f"eval.episodes must be <= {EPISODE_STRIDE}, got {self.episodes}")
+        if self.suite:
+            check_suite(self.benchmark, self.suite)
+            if self.env.get("suite", self.suite) != self.suite:
+                raise ValueError(f"eval.suite {self.suite!r} and eval.env.suite {self.env['suite']!r} disagree: "
+                                 "set the suite once, with eval.suite")
+            # The environment lists the suite's tasks: every process that builds one gets the option.
+            self.env = {**self.env, "suite": self.suite}
 
 
 @dataclass(frozen=True)

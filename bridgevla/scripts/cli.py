@@ -58,7 +58,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     flags = _flag_overrides(args, {"benchmark": "benchmark", "checkpoint": "checkpoint", "tasks": "tasks",
                                    "episodes": "episodes", "seeds": "seeds", "agents": "agents",
-                                   "workers": "workers", "out": "out_dir", "ray_address": "ray_address"})
+                                   "workers": "workers", "out": "out_dir", "ray_address": "ray_address",
+                                   "suite": "suite"})
     overrides = list(args.overrides) + flags
     cfg = load_config(EvalConfig, args.config, overrides)
     allow = code_allowed("benchmark", cfg.benchmark, set(), args.config, overrides, args.allow_code)
@@ -66,10 +67,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     summary = summarise(records)
     paths = write_report(summary, cfg.out_dir, title=f"{cfg.benchmark}: success rate", records=records)
     failures = write_failures(records, cfg.out_dir)
-    tables = published_tables(cfg.benchmark, records)
+    tables = published_tables(cfg.benchmark, records, cfg.suite)
     if tables is None:
         print(markdown_table(summary))
-    else:  # the paper's layout (table.*) beside the generic per-task report (results.*)
+    else:  # the paper's (or the suite's) layout (table.*) beside the generic per-task report (results.*)
         paths |= {f"table.{k}": v for k, v in write_tables(tables, cfg.out_dir, stem="table").items()}
         print(tables[0].markdown())
     print(failures["md"].read_text())
@@ -256,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (episodes.jsonl, results.*)")
     p.add_argument("--allow-code", action="store_true", help="let a module:factory benchmark named in --config be "
                                                              "imported and run")
+    p.add_argument("--suite", help="a suite of the benchmark (embedded: perturbations, levels): its task list, "
+                                   "and its table layout (table.*)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("keypose-eval", help="offline keypose accuracy on held-out demos, no simulator "

@@ -19,6 +19,17 @@ class Task(ABC):
 
     name: ClassVar[str]
     mirrors: ClassVar[str]  # the RLBench / GemBench task it is modelled on
+    # COLOSSEUM's object roles, as root bodies (a role's factor acts on every geom and body below them):
+    # the manipulated object(s) and the receiver object(s) the manipulated one goes to (none: no receiver).
+    manipulated: ClassVar[tuple[str, ...]] = ()
+    receivers: ClassVar[tuple[str, ...]] = ()
+    # Roles ("mo", "ro") whose colour the instructions name ("the red block"): recolouring them would change the
+    # goal, so that role's colour factor is not defined for the task (its cell is excluded, not failed).
+    colour_named: ClassVar[frozenset[str]] = frozenset()
+
+    def assets_xml(self) -> str:
+        """Extra <asset> entries the objects need (meshes); most tasks need none."""
+        return ""
 
     @abstractmethod
     def objects_xml(self) -> str:
@@ -41,6 +52,11 @@ class Task(ABC):
 
     @abstractmethod
     def success(self, sim: Sim) -> bool: ...
+
+    def keep_clear(self, sim: Sim) -> np.ndarray:
+        """(K, 2, 2) table-plane segments, beyond the expert's own keypose path, that a distractor must keep away
+        from (e.g. where a held tool sweeps). Called after ``expert``."""
+        return np.zeros((0, 2, 2))
 
     def on_tick(self, sim: Sim) -> None:
         """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
@@ -123,14 +139,35 @@ def body_pos(sim: Sim, body: str) -> np.ndarray:
     return sim.data.xpos[sim.body_id(body)].copy()
 
 
+# Rigid object shapes: how the geom is written, and the yaw period of the shape's grasp (a cube looks the same
+# every quarter turn, a hexagonal prism every sixth, a cylinder always).
+SHAPES = ("box", "cylinder", "hexprism")
+SHAPE_PERIOD = {"box": np.pi / 2, "cylinder": 0.0, "hexprism": np.pi / 3}
+HEXPRISM_MESH = "hexprism"
+
+
+def hexprism_asset(apothem: float) -> str:
+    """A hexagonal prism mesh of half-height ``apothem``, flats facing +-x (so fingers closing along the body's
+    x axis grip two parallel flats, as on a cube)."""
+    angles = np.pi / 6 + np.arange(6) * np.pi / 3
+    r = apothem / np.cos(np.pi / 6)  # circumradius
+    ring = np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
+    verts = np.concatenate([np.c_[ring, np.full(6, -apothem)], np.c_[ring, np.full(6, apothem)]])
+    return f'<mesh name="{HEXPRISM_MESH}" vertex="{" ".join(f"{v:.6f}" for v in verts.ravel())}"/>'
+
+
 def block_xml(name: str, half: float, mass: float = 0.1, friction: float | None = None,
-              rgb: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> str:
-    """A free cube. ``friction`` (with contact priority, so it wins over the table's) makes a block that is
-    pushed rather than carried slide instead of tipping: a push at height h tips a cube once friction * h exceeds
-    its half-width."""
+              rgb: tuple[float, float, float] = (1.0, 1.0, 1.0), shape: str = "box") -> str:
+    """A free cube (or cylinder / hexagonal prism of the same width and height). ``friction`` (with contact
+    priority, so it wins over the table's) makes a block that is pushed rather than carried slide instead of
+    tipping: a push at height h tips a cube once friction * h exceeds its half-width."""
     fr = "" if friction is None else f'friction="{friction} 0.01 0.001" priority="1"'
+    geometry = {"box": f'type="box" size="{half} {half} {half}"', "cylinder": f'type="cylinder" size="{half} {half}"',
+                "hexprism": f'type="mesh" mesh="{HEXPRISM_MESH}"'}
+    if shape not in geometry:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     return (f'<body name="{name}" pos="0 0 -1"><freejoint/>'
-            f'<geom type="box" size="{half} {half} {half}" mass="{mass}" rgba="{rgb[0]} {rgb[1]} {rgb[2]} 1" {fr}/>'
+            f'<geom {geometry[shape]} mass="{mass}" rgba="{rgb[0]} {rgb[1]} {rgb[2]} 1" {fr}/>'
             "</body>")
 
 

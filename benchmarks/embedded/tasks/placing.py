@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.embedded.palette import PEG_RADIUS, SEEN_COLOURS
+from benchmarks.embedded.robot import FINGER_OPEN
 from benchmarks.embedded.scene import TABLE_TOP
 from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks.base import (
@@ -21,6 +22,7 @@ from benchmarks.embedded.tasks.base import (
 from benchmarks.protocol import Keypose
 
 _RING_OUT, _RING_BAR, _RING_H = 0.045, 0.01, 0.01  # outer half-size, bar half-width, half-height
+_FINGER_SPAN = FINGER_OPEN + 0.012  # TCP -> the outer face of an open finger (fingers are 12 mm thick)
 _PEG_H = 0.03  # peg half-height: the top stays below the hand when the ring is lowered around it
 _JAR_R, _JAR_H = 0.035, 0.045
 _LID_R, _LID_H, _KNOB = 0.042, 0.008, 0.012
@@ -42,6 +44,10 @@ class RingOnPeg(Task):
     name = "ring_on_peg"
     mirrors = "RLBench insert_onto_square_peg"
     N_PEGS = 3
+    COLOURS = SEEN_COLOURS
+    manipulated = ("ring",)
+    receivers = tuple(f"peg{i}" for i in range(N_PEGS))
+    colour_named = frozenset({"ro"})
 
     def objects_xml(self) -> str:
         c = _RING_OUT - _RING_BAR
@@ -55,16 +61,16 @@ class RingOnPeg(Task):
         return f'<body name="ring" pos="0 0 -1"><freejoint/>{ring}</body>' + pegs
 
     def num_variations(self) -> int:
-        return len(SEEN_COLOURS)
+        return len(self.COLOURS)
 
     def instructions(self, variation: int) -> list[str]:
-        c = SEEN_COLOURS[variation]
+        c = self.COLOURS[variation]
         return [f"put the ring on the {c} spoke", f"slide the ring onto the {c} peg",
                 f"place the square ring around the {c} peg", f"put the ring on the {c} pole"]
 
     def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
-        others = [c for c in SEEN_COLOURS if c != SEEN_COLOURS[variation]]
-        colours = [SEEN_COLOURS[variation], *rng.choice(others, self.N_PEGS - 1, replace=False)]
+        others = [c for c in self.COLOURS if c != self.COLOURS[variation]]
+        colours = [self.COLOURS[variation], *rng.choice(others, self.N_PEGS - 1, replace=False)]
         xy = sample_points(rng, self.N_PEGS + 1, (0.05, -0.25), (0.4, 0.25), 0.13)
         for i in range(self.N_PEGS):
             set_colour(sim, f"peg{i}", str(colours[i]))
@@ -78,22 +84,38 @@ class RingOnPeg(Task):
         ring = body_pos(sim, "ring")
         yaw = _yaw(sim, "ring")
         side = np.array([-np.sin(yaw), np.cos(yaw), 0.0])  # ring +y: the bar the gripper takes
-        grasp = ring + (_RING_OUT - _RING_BAR) * side
+        s = sim.scale_of("ring")
+        bar = (_RING_OUT - _RING_BAR) * s  # ring centre -> the middle of a bar
+        if 2 * _RING_OUT * s <= 2 * FINGER_OPEN - 0.005:
+            # A small (resized) ring fits between the open fingers: take it across, by two opposite bars.
+            aim = held = 0.0
+        else:
+            # One bar, fingers across it. The inner open finger descends into the ring's hole: on a slightly small
+            # ring it would land on the opposite bar, so the TCP aims further out, but still inside the bar (else
+            # the outer finger never touches it); closing then centres the bar between the fingers.
+            inside_hole = _FINGER_SPAN - (2 * _RING_OUT - 3 * _RING_BAR) * s  # least outward shift
+            out = (inside_hole + _RING_BAR * s) / 2 if inside_hole > 0 else 0.0
+            aim, held = bar + out, bar
+        grasp = ring + aim * side
         peg = sim.model.body_pos[sim.body_id("peg0")]
-        # Keep the ring's yaw: the TCP goes where the bar must be when the ring is centred on the peg.
-        place = np.array([peg[0], peg[1], TABLE_TOP + 0.03]) + (_RING_OUT - _RING_BAR) * side
+        # Keep the ring's yaw: the TCP goes where the held point must be when the ring is centred on the peg.
+        place = np.array([peg[0], peg[1], TABLE_TOP + 0.03]) + held * side
         return _pick_and_place(grasp, top_down(yaw + np.pi / 2), place)
 
     def success(self, sim: Sim) -> bool:
         ring, peg = body_pos(sim, "ring"), sim.model.body_pos[sim.body_id("peg0")]
-        return bool(np.linalg.norm(ring[:2] - peg[:2]) < 0.02 and ring[2] < TABLE_TOP + 2 * _PEG_H
-                    and sim.gripper_open)
+        below_top = ring[2] < TABLE_TOP + 2 * _PEG_H * sim.scale_of("peg0")
+        return bool(np.linalg.norm(ring[:2] - peg[:2]) < 0.02 and below_top and sim.gripper_open)
 
 
 class LidOnJar(Task):
     name = "lid_on_jar"
     mirrors = "RLBench close_jar"
     N_JARS = 2
+    COLOURS = SEEN_COLOURS
+    manipulated = ("lid",)
+    receivers = tuple(f"jar{i}" for i in range(N_JARS))
+    colour_named = frozenset({"ro"})
 
     def objects_xml(self) -> str:
         jars = "".join(f'<body name="jar{i}" pos="0 0 -1"><geom type="cylinder" size="{_JAR_R} {_JAR_H}" '
@@ -105,29 +127,32 @@ class LidOnJar(Task):
         return jars + lid
 
     def num_variations(self) -> int:
-        return len(SEEN_COLOURS)
+        return len(self.COLOURS)
 
     def instructions(self, variation: int) -> list[str]:
-        c = SEEN_COLOURS[variation]
+        c = self.COLOURS[variation]
         return [f"close the {c} jar", f"put the lid on the {c} jar", f"close the {c} jar with the lid",
                 f"place the lid on top of the {c} jar"]
 
     def setup(self, sim: Sim, variation: int, rng: np.random.Generator) -> None:
-        other = rng.choice([c for c in SEEN_COLOURS if c != SEEN_COLOURS[variation]])
+        other = rng.choice([c for c in self.COLOURS if c != self.COLOURS[variation]])
         xy = sample_points(rng, self.N_JARS + 1, (0.05, -0.25), (0.4, 0.25), 0.14)
-        for i, c in enumerate([SEEN_COLOURS[variation], str(other)]):
+        for i, c in enumerate([self.COLOURS[variation], str(other)]):
             set_colour(sim, f"jar{i}", c)
             place_fixed(sim, f"jar{i}", xy[i])
         place_free(sim, "lid", xy[-1], TABLE_TOP + _LID_H, rng.uniform(-np.pi / 4, np.pi / 4))
 
     def expert(self, sim: Sim) -> list[Keypose]:
         lid = body_pos(sim, "lid")
-        knob = lid + [0, 0, _LID_H + _KNOB]
+        s_lid, s_jar = sim.scale_of("lid"), sim.scale_of("jar0")
+        knob = lid + [0, 0, (_LID_H + _KNOB) * s_lid]
         jar = sim.model.body_pos[sim.body_id("jar0")]
-        place = np.array([jar[0], jar[1], TABLE_TOP + 2 * _JAR_H + _LID_H + 0.004 + _LID_H + _KNOB])
+        # The lid's centre 4 mm above where it rests on the jar; the TCP is on the knob above it.
+        place = np.array([jar[0], jar[1], TABLE_TOP + 2 * _JAR_H * s_jar + _LID_H * s_lid + 0.004 + _LID_H * s_lid
+                          + _KNOB * s_lid])
         return _pick_and_place(knob, top_down(_yaw(sim, "lid")), place)
 
     def success(self, sim: Sim) -> bool:
         lid, jar = body_pos(sim, "lid"), sim.model.body_pos[sim.body_id("jar0")]
-        on_top = abs(lid[2] - (TABLE_TOP + 2 * _JAR_H + _LID_H)) < 0.01
+        on_top = abs(lid[2] - (TABLE_TOP + 2 * _JAR_H * sim.scale_of("jar0") + _LID_H * sim.scale_of("lid"))) < 0.01
         return bool(np.linalg.norm(lid[:2] - jar[:2]) < 0.015 and on_top and sim.gripper_open)

@@ -31,6 +31,10 @@ _PAD = TARGET_HALF / 1.5
 class DragStick(Task):
     name = "drag_stick"
     mirrors = "RLBench reach_and_drag"
+    COLOURS = SEEN_COLOURS[:_N_TARGETS]  # target i has colour COLOURS[i]
+    manipulated = ("stick",)
+    receivers = ("cube",)  # COLOSSEUM's reach_and_drag: the stick is manipulated, the cube receives it
+    colour_named = frozenset()
 
     def objects_xml(self) -> str:
         r, g, b = WOOD_RGB
@@ -44,7 +48,7 @@ class DragStick(Task):
         return _N_TARGETS
 
     def instructions(self, variation: int) -> list[str]:
-        c = SEEN_COLOURS[variation]
+        c = self.COLOURS[variation]
         return [f"use the stick to drag the cube onto the {c} target", f"pick up the stick and use it to drag "
                 f"the cube to the {c} square", f"drag the block towards the {c} target with the stick",
                 f"grab the stick and pull the cube onto the {c} area"]
@@ -56,7 +60,7 @@ class DragStick(Task):
         ys = cube[1] + np.array([-1.5, -0.5, 0.5, 1.5]) * 0.11
         order = rng.permutation(_N_TARGETS)
         for i in range(_N_TARGETS):
-            set_colour(sim, f"target{i}", SEEN_COLOURS[i])
+            set_colour(sim, f"target{i}", self.COLOURS[i])
             place_fixed(sim, f"target{i}", np.array([cube[0] - 0.17, ys[order[i]]]))
         stick = np.array([rng.uniform(0.0, 0.05), rng.uniform(-0.12, 0.12)])
         place_free(sim, "stick", stick, TABLE_TOP + _STICK_W, np.pi / 2 + rng.uniform(-0.3, 0.3))
@@ -64,11 +68,13 @@ class DragStick(Task):
 
     def expert(self, sim: Sim) -> list[Keypose]:
         stick = body_pos(sim, "stick")
+        s_stick, cube_half = sim.scale_of("stick"), BLOCK_HALF * 0.9 * sim.scale_of("cube")
+        stick_w = _STICK_W * s_stick
         axis = sim.data.xmat[sim.body_id("stick")].reshape(3, 3)[:, 0]
         q_grasp = top_down(np.arctan2(axis[1], axis[0]) + np.pi / 2)  # fingers across the stick
         # We hold the stick at the end lying on the hand's +x side.
         hand_x = matrix_from_quat_xyzw(q_grasp)[:, 0]
-        grasp = stick + _GRIP * np.sign(np.dot(hand_x, axis)) * axis
+        grasp = stick + _GRIP * s_stick * np.sign(np.dot(hand_x, axis)) * axis
         cube = body_pos(sim, "cube")
         goal = sim.model.body_pos[sim.body_id(self._target)].copy()
         u = (goal - cube)[:2] / np.linalg.norm((goal - cube)[:2])
@@ -79,9 +85,10 @@ class DragStick(Task):
             q_drag = top_down(np.arctan2(u[1], u[0]) + np.pi, fold=False)
         # The stick runs from the grasp towards -hand_x (the stick's centre is _GRIP behind the TCP along it).
         back = -matrix_from_quat_xyzw(q_drag)[:, 0]
-        z = TABLE_TOP + _STICK_W + 0.008  # the stick skims 8 mm above the table
-        start = np.array([*(cube[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W + 0.03)), z]) - _REACH * back
-        end = np.array([*(goal[:2] - u * (BLOCK_HALF * 0.9 + _STICK_W)), z]) - _REACH * back
+        z = TABLE_TOP + stick_w + 0.008  # the stick skims 8 mm above the table
+        reach = _REACH * s_stick
+        start = np.array([*(cube[:2] - u * (cube_half + stick_w + 0.03)), z]) - reach * back
+        end = np.array([*(goal[:2] - u * (cube_half + stick_w)), z]) - reach * back
         return [kp(grasp + [0, 0, 0.1], q_grasp, True), kp(grasp, q_grasp, False, True),
                 kp(grasp + [0, 0, 0.12], q_grasp, False), kp(start + [0, 0, 0.1], q_drag, False),
                 kp(start, q_drag, False, ignore_collisions=True), kp(end, q_drag, False, ignore_collisions=True)]

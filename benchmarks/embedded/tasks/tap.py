@@ -1,6 +1,9 @@
-"""Turn the left or right handle of a tap (mirrors RLBench turn_tap; articulated, hinge)."""
+"""Turn the left or right handle of a tap (mirrors RLBench turn_tap; articulated, hinge). The tap's dimensions and
+handle shape are a ``TapSpec``: training uses ``TRAIN_TAP``; GemBench-like level-3 tasks other instances."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,33 +23,60 @@ from benchmarks.protocol import Keypose
 
 SIDES = ("left", "right")
 _TURNED = 1.2  # rad of handle rotation that counts as turned (the expert turns a quarter turn)
-_STEM_H = 0.05
-_HANDLE_Y = 0.1
+
+
+@dataclass(frozen=True)
+class TapSpec:
+    """One tap model: a base, two stems and a hinged handle on each."""
+
+    stem_h: float = 0.05  # half-height of a stem
+    handle_y: float = 0.1  # stem distance from the tap's centre
+    handle: str = "lever"  # "lever": a bar over a hub; "knob": a round knob with a small pointer
+    lever_half: float = 0.05  # half-length of the lever bar
+    knob_radius: float = 0.022
+
+    def __post_init__(self) -> None:
+        if self.handle not in ("lever", "knob"):
+            raise ValueError(f"handle must be 'lever' or 'knob', got {self.handle!r}")
+
+
+TRAIN_TAP = TapSpec()
 
 
 class TurnTap(Task):
     name = "turn_tap"
     mirrors = "RLBench turn_tap"
+    TAP = TRAIN_TAP
+    manipulated = ("tap",)
 
     def objects_xml(self) -> str:
+        t = self.TAP
         m = f'rgba="{METAL_RGB[0]} {METAL_RGB[1]} {METAL_RGB[2]} 1"'
+        if t.handle == "lever":
+            grip = (f'<geom type="box" size="{t.lever_half} 0.01 0.008" mass="0.05" rgba="0.8 0.15 0.15 1"/>'
+                    f'<geom type="cylinder" size="0.016 0.01" mass="0.02" {m}/>')
+        else:  # the pointer (along the handle's x, like a lever) shows which way the knob is turned
+            grip = (f'<geom type="cylinder" size="{t.knob_radius} 0.012" mass="0.05" rgba="0.8 0.15 0.15 1"/>'
+                    f'<geom type="box" size="0.012 0.004 0.003" pos="{round(t.knob_radius - 0.006, 6)} 0 0.013" '
+                    f'mass="0.005" {m}/>')
         handles = []
-        for side, y in (("left", _HANDLE_Y), ("right", -_HANDLE_Y)):
+        for side, y in (("left", t.handle_y), ("right", -t.handle_y)):
             handles.append(
                 # Stems collide with the robot only, so the hinged handle on top turns without rubbing on them.
-                f'<geom type="cylinder" size="0.012 {_STEM_H}" pos="0 {y} {_STEM_H}" contype="4" conaffinity="2" {m}/>'
-                f'<body name="handle_{side}" pos="0 {y} {2 * _STEM_H + 0.008}">'
+                f'<geom type="cylinder" size="0.012 {t.stem_h}" pos="0 {y} {t.stem_h}" contype="4" conaffinity="2" '
+                f'{m}/>'
+                f'<body name="handle_{side}" pos="0 {y} {2 * t.stem_h + 0.008}">'
                 f'<joint name="turn_{side}" type="hinge" axis="0 0 1" range="-2 2" damping="0.5"/>'
-                f'<geom type="box" size="0.05 0.01 0.008" mass="0.05" rgba="0.8 0.15 0.15 1"/>'
-                f'<geom type="cylinder" size="0.016 0.01" mass="0.02" {m}/>'
-                "</body>"
+                + grip + "</body>"
             )
+        # (Rounded so that the training tap's XML holds exactly the literals it always had.)
+        base_y, col, spout = round(t.handle_y + 0.04, 6), round(t.stem_h + 0.015, 6), round(2 * t.stem_h + 0.02, 6)
         return (
             '<body name="tap" pos="0 0 -1">'
-            f'<geom type="box" size="0.03 0.14 0.02" pos="0 0 0.02" {m}/>'
+            f'<geom type="box" size="0.03 {base_y} 0.02" pos="0 0 0.02" {m}/>'
             # Column and spout stay below the handles' height so the hand can straddle a lever from above.
-            f'<geom type="cylinder" size="0.015 0.065" pos="0 0 0.065" {m}/>'
-            f'<geom type="capsule" fromto="0 0 0.12 -0.09 0 0.12" size="0.012" {m}/>'
+            f'<geom type="cylinder" size="0.015 {col}" pos="0 0 {col}" {m}/>'
+            f'<geom type="capsule" fromto="0 0 {spout} -0.09 0 {spout}" size="0.012" {m}/>'
             + "".join(handles) + "</body>"
         )
 
@@ -80,4 +110,3 @@ class TurnTap(Task):
 
     def success(self, sim: Sim) -> bool:
         return abs(float(sim.data.qpos[self._qadr])) > _TURNED
-
