@@ -42,8 +42,9 @@ EXTRAS = {
     # Tests: the serving tests (and the web-viewer screenshot's DevTools client) also need websockets, msgpack and
     # OpenCV; openpi-client==0.1.2 is installed by `make install` with --no-deps (its metadata pins numpy < 2; its
     # client code runs on our numpy 2.3.5).
+    # omegaconf: the COLOSSEUM fake in tests mirrors COLOSSEUM's own omegaconf imports (same pin as `rlbench`).
     "dev": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.15", "ruff==0.17.5", "websockets==17.4",
-            "msgpack==1.2.4", "opencv-python-headless==4.14.0.94"],
+            "msgpack==1.2.4", "opencv-python-headless==4.14.0.94", "omegaconf==2.3.0"],
     # Seeing episodes: `bridgevla inspect` (rerun recordings, pulls pyarrow) and `bridgevla eval ... videos=N` (MP4
     # through PyAV, whose wheels bundle FFmpeg with libx264). Both are imported lazily; nothing else needs them.
     "viz": ["rerun-sdk==0.41.0", "av==18.1.0"],
