@@ -10,13 +10,15 @@ writers (Markdown, CSV, JSON, a bar plot).
 from __future__ import annotations
 
 import csv
-import json
+import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 Record = Mapping[str, Any]
 
@@ -117,12 +119,14 @@ def write_tables(tables: Sequence[Table], out_dir: str | Path, stem: str = "tabl
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{stem}.{k}" for k in ("md", "csv", "json", "png")}
-    paths["md"].write_text("\n".join(t.markdown() for t in tables))
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.writer(f)
-        for i, t in enumerate(tables):
-            w.writerows(t.csv_rows()[0 if i == 0 else 1:])
-    paths["json"].write_text(json.dumps([t.to_json() for t in tables], indent=1))
+    # Every file replaced atomically (benchmarks.fileio): a kill mid-write never leaves a truncated table.
+    atomic_write_text(paths["md"], "\n".join(t.markdown() for t in tables))
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    for i, t in enumerate(tables):
+        w.writerows(t.csv_rows()[0 if i == 0 else 1:])
+    atomic_write_text(paths["csv"], buf.getvalue())
+    atomic_write_json(paths["json"], [t.to_json() for t in tables])
     plot_table(tables[0], paths["png"])
     return paths
 
@@ -148,5 +152,7 @@ def plot_table(table: Table, path: str | Path) -> None:
     ax.set_title(table.title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=110, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, png.getvalue())

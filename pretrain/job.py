@@ -30,7 +30,7 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from benchmarks.fileio import atomic_write_json, atomic_write_text
+from benchmarks.fileio import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.model.heads import heatmap_probs, soft_cross_entropy
@@ -401,14 +401,15 @@ class Evaluator:
 
     def log_row(self, step: int, scores: dict[str, Any]) -> None:
         path = self.out / "grounding.jsonl"
-        if not self._log_started and path.is_file():
-            rows = [r for r in path.read_text().splitlines() if r.strip() and json.loads(r)["step"] < step]
-            path.write_text("".join(r + "\n" for r in rows))
+        if not self._log_started:
+            # One lossless, atomic pass (benchmarks.fileio): torn lines are quarantined, rows past the resume
+            # point dropped; never a rewrite in place that a kill could truncate.
+            read_jsonl(path, keep=lambda r: not isinstance(r, dict) or int(r.get("step", 0)) < step)
         self._log_started = True
         row = {"step": step, **{f"{k}.{m}": v for k, d in scores.items() for m, v in d.items()
                                 if isinstance(v, (int, float)) and m not in ("samples", "scenes", "image_size")}}
         with path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            append_jsonl(f, row)
         tqdm.write(f"step {step}: " + describe_grounding(scores.get("grounding")))
 
 

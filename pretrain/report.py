@@ -4,6 +4,7 @@ prompt underneath."""
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
+
+from benchmarks.fileio import atomic_write_bytes
 
 GREEN, RED, BOX = (40, 220, 60), (235, 40, 40), (255, 255, 255)
 CAPTION_LINES = 3
@@ -76,5 +79,6 @@ def prediction_grid(
 def save_prediction_grid(path: str | Path, *args, **kwargs) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    prediction_grid(*args, **kwargs).save(path)
-    return path
+    buf = io.BytesIO()
+    prediction_grid(*args, **kwargs).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -9,10 +9,11 @@ differently add a rule here, not a branch in the runner.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
+
+from benchmarks.fileio import atomic_write_json, atomic_write_text
 
 # (category, pattern on the error message), first match wins. ``None`` errors are handled before the rules.
 RULES: list[tuple[str, re.Pattern[str]]] = [
@@ -83,6 +84,6 @@ def write_failures(records: list[dict[str, Any]], out_dir: str | Path) -> dict[s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "failures.md", "json": out / "failures.json"}
-    paths["md"].write_text(failure_markdown(records))
-    paths["json"].write_text(json.dumps(failure_counts(records), indent=1))
+    atomic_write_text(paths["md"], failure_markdown(records))
+    atomic_write_json(paths["json"], failure_counts(records))
     return paths

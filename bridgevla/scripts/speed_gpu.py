@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.fileio import atomic_write_text
 from benchmarks.protocol import Observation
 from benchmarks.speed.common import machine
 from bridgevla.data.batch import collate
@@ -111,7 +112,7 @@ def add(plan: Plan, what: str, setting: str, figure: str, note: str = "") -> Non
     print(f"| {what} | {setting} | {figure} | {note} |", flush=True)
     if plan.out is not None:
         plan.out.parent.mkdir(parents=True, exist_ok=True)
-        plan.out.write_text(f"{plan.header}\n\n{plan.table()}\n")
+        atomic_write_text(plan.out, f"{plan.header}\n\n{plan.table()}\n")  # a timeout kill keeps the last table
 
 
 def matmul_tflops(plan: Plan) -> float:
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     plan.header += f" {budget.elapsed():.0f} s in all."
     print(f"\n{plan.header}\n\n{plan.table()}")
     if plan.out is not None:
-        plan.out.write_text(f"{plan.header}\n\n{plan.table()}\n")
+        atomic_write_text(plan.out, f"{plan.header}\n\n{plan.table()}\n")  # a timeout kill keeps the last table
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.protocol import Keypose
-from rendering import normalize_quaternion, quaternion_angle
+from benchmarks.protocol import Keypose, KeyposeRejected, WorkspaceGuard
+from rendering import SceneBounds, normalize_quaternion, quaternion_angle
 
 log = logging.getLogger("bridgevla.safety")
 
@@ -120,6 +120,7 @@ class SafetyLayer:
                 raise ValueError(f"safety: table_height + min_height ({lo[2]:.3f}) is above the workspace top "
                                  f"({hi[2]:.3f})")
         self.lo, self.hi = lo, hi
+        self.guard = WorkspaceGuard(SceneBounds(tuple(lo.tolist()), tuple(hi.tolist())), tolerance=0.0)
 
     def check(self, keypose: Keypose, current_pose: np.ndarray) -> Verdict:
         """Approve ``keypose`` (world = robot base frame) for an arm now at ``current_pose`` (7,) xyz + xyzw."""
@@ -127,22 +128,22 @@ class SafetyLayer:
         pos = np.asarray(keypose.position, dtype=np.float64).reshape(-1)
         quat = np.asarray(keypose.quaternion, dtype=np.float64).reshape(-1)
         cur = np.asarray(current_pose, dtype=np.float64).reshape(-1)
-        if pos.shape != (3,) or quat.shape != (4,) or not (np.isfinite(pos).all() and np.isfinite(quat).all()):
-            return Verdict(None, ["position or quaternion is not finite"])
-        if np.linalg.norm(quat) < 1e-6:
-            return Verdict(None, ["quaternion is zero"])
+        reasons = []
+        # The one workspace check (benchmarks.protocol.WorkspaceGuard) with no tolerance: on a real arm nothing is
+        # clamped, a keypose outside the (margin-shrunk) box is refused.
+        try:
+            self.guard.check(keypose)
+        except KeyposeRejected as e:
+            if e.requested is None or not (np.isfinite(pos).all() and np.isfinite(quat).all()) or \
+                    np.linalg.norm(quat) < 1e-6:
+                return Verdict(None, [str(e)])  # not a pose at all: nothing else to check
+            reasons.append(str(e))
+            floor = None if cfg.table_height is None else cfg.table_height + cfg.min_height
+            if floor is not None and pos[2] < floor:
+                reasons.append(f"z = {pos[2]:.3f} m is too close to the table (min {floor:.3f})")
         if cur.shape != (7,) or not np.isfinite(cur).all():
             return Verdict(None, ["the arm's current pose is unknown or not finite"])
-        reasons = []
         q = normalize_quaternion(torch.from_numpy(quat)).numpy()
-        names = "xyz"
-        for i in range(3):
-            if pos[i] < self.lo[i]:
-                low = i == 2 and cfg.table_height is not None and pos[i] < cfg.table_height + cfg.min_height
-                what = "too close to the table" if low else "outside the workspace"
-                reasons.append(f"{names[i]} = {pos[i]:.3f} m is {what} (min {self.lo[i]:.3f})")
-            elif pos[i] > self.hi[i]:
-                reasons.append(f"{names[i]} = {pos[i]:.3f} m is outside the workspace (max {self.hi[i]:.3f})")
         step = float(np.linalg.norm(pos - cur[:3]))
         if step > cfg.max_translation:
             reasons.append(f"translation {step:.3f} m exceeds max_translation {cfg.max_translation:.3f} m")
