@@ -36,6 +36,7 @@ from benchmarks.rlbench.harness import (
     episode_folders,
     has_parameter,
     observation_config,
+    rlbench_modules,
     unit_quaternion,
 )
 
@@ -89,11 +90,7 @@ class GemBenchEnv(CoppeliaEnv):
         return split_taskvar(task)
 
     def _modules(self) -> dict[str, str]:
-        return {m: GEMBENCH_FORK for m in (
-            "rlbench", "rlbench.environment", "rlbench.observation_config", "rlbench.demo",
-            "rlbench.action_modes.action_mode", "rlbench.action_modes.arm_action_modes",
-            "rlbench.action_modes.gripper_action_modes", "rlbench.backend.exceptions", "rlbench.backend.utils",
-        )} | {"pyrep.errors": "PyRep", "pyrep.const": "PyRep"}
+        return rlbench_modules(GEMBENCH_FORK)
 
     def _check_fork(self, mods: dict[str, Any]) -> None:
         # GemBench's fork adds load_images to Environment.get_demos; the PerAct fork and upstream lack it (and lack

@@ -31,6 +31,7 @@ from benchmarks.rlbench.harness import (
     episode_folders,
     has_parameter,
     observation_config,
+    rlbench_modules,
     stored_variation,
     unit_quaternion,
 )
@@ -91,11 +92,7 @@ class RLBenchEnv(CoppeliaEnv):
         return PERACT_TASKS[task]
 
     def _modules(self) -> dict[str, str]:
-        return {m: RLBENCH_FORK for m in (
-            "rlbench", "rlbench.environment", "rlbench.observation_config", "rlbench.demo",
-            "rlbench.action_modes.action_mode", "rlbench.action_modes.arm_action_modes",
-            "rlbench.action_modes.gripper_action_modes", "rlbench.backend.exceptions", "rlbench.backend.utils",
-        )} | {"pyrep.errors": "PyRep", "pyrep.const": "PyRep"}
+        return rlbench_modules(RLBENCH_FORK)
 
     def _check_fork(self, mods: dict[str, Any]) -> None:
         # Only the PerAct fork's planner takes the per-action ignore_collisions flag (upstream's and GemBench's

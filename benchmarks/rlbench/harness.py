@@ -57,6 +57,17 @@ COPPELIASIM = "CoppeliaSim 4.1.0 (CoppeliaSim_Edu_V4_1_0_Ubuntu20_04)"
 PYREP = "PyRep (stepjam/PyRep@231a1ac; GemBench: cshizhe/PyRep)"
 
 
+
+# The RLBench modules every harness imports (its forks share these paths); ``fork`` names the one it needs.
+RLBENCH_MODULES = ("rlbench", "rlbench.environment", "rlbench.observation_config", "rlbench.demo",
+                   "rlbench.action_modes.action_mode", "rlbench.action_modes.arm_action_modes",
+                   "rlbench.action_modes.gripper_action_modes", "rlbench.backend.exceptions", "rlbench.backend.utils")
+
+
+def rlbench_modules(fork: str) -> dict[str, str]:
+    """``{module: what to install}`` for an RLBench-based harness (see ``RLBenchHarness._modules``)."""
+    return {m: fork for m in RLBENCH_MODULES} | {"pyrep.errors": "PyRep", "pyrep.const": "PyRep"}
+
 class HarnessNotInstalled(ImportError, ValueError):
     """An outside simulator piece is missing; the message names it and how to install it. A ValueError too, so
     command lines report it as a one-line error rather than a traceback."""
