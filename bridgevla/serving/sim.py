@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from benchmarks.protocol import CameraFrame, Environment, Observation
+from benchmarks.protocol import CameraFrame, Environment, Keypose, Observation
 from bridgevla.serving.arm import ArmResult, ArmState
 from bridgevla.serving.safety import ApprovedKeypose, require_approved
 
@@ -50,7 +50,13 @@ class SimArm:
         return ArmResult(error is None, error, bool(success), bool(done), time.perf_counter() - t0)
 
     def set_gripper(self, open_: bool) -> None:
-        raise NotImplementedError("the simulated arm moves the gripper only as part of a keypose")
+        """Open or close in place: the simulator executes keyposes only, so this is one to the current pose with the
+        new gripper state (how the recorder's gripper key acts on the simulated arm)."""
+        pose = self.state().pose
+        obs, _, _, info = self.robot.env.step(Keypose(pose[:3].copy(), pose[3:].copy(), bool(open_), False))
+        self.robot.observation = obs
+        if isinstance(info, dict) and info.get("error"):
+            raise RuntimeError(f"simulated gripper {'open' if open_ else 'close'} failed: {info['error']}")
 
     def stop(self) -> None:
         pass

@@ -99,3 +99,20 @@ def test_policy_source_needs_a_server_or_a_checkpoint():
 
     with pytest.raises(ValueError, match="policy.server"):
         open_source(PolicySourceConfig())
+
+
+def test_the_simulated_arm_opens_and_closes_its_gripper_in_place():
+    """The recorder's gripper key on the simulated arm: the gripper state flips, the hand stays where it was."""
+    from benchmarks.embedded import EmbeddedConfig, EmbeddedEnv
+    from bridgevla.serving.sim import SimRobot
+
+    robot = SimRobot(EmbeddedEnv(EmbeddedConfig(image_size=32, cameras=["front"])))
+    robot.reset("lift_block", 0, 0)
+    before = robot.arm.state()
+    assert before.gripper_open
+    robot.arm.set_gripper(False)
+    closed = robot.arm.state()
+    assert not closed.gripper_open
+    np.testing.assert_allclose(closed.pose[:3], before.pose[:3], atol=0.01)  # within 1 cm: it closed in place
+    robot.arm.set_gripper(True)
+    assert robot.arm.state().gripper_open
