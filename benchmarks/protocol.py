@@ -277,3 +277,16 @@ def environment_workspace(env: Any) -> SceneBounds | None:
     if not isinstance(box, SceneBounds):
         raise ValueError(f"{type(env).__name__}.workspace() must return SceneBounds, got {type(box).__name__}")
     return box
+
+
+def environment_diagnosis(env: Any) -> str | None:
+    """What the episode just run did to the scene, when the environment can say (an optional ``diagnose()`` method
+    returning a short sentence, e.g. the embedded benchmark's "moved a distractor: block2"); None otherwise. Failure
+    analysis files an episode that failed without an error under it (``bridgevla.evaluation.failures``)."""
+    fn = getattr(env, "diagnose", None)
+    if not callable(fn):
+        return None
+    text = fn()
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"{type(env).__name__}.diagnose() must return a string or None, got {type(text).__name__}")
+    return text

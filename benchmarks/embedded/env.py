@@ -20,6 +20,7 @@ from benchmarks.protocol import Keypose, KeyposeRejected, Observation, StepResul
 from rendering.bounds import SceneBounds
 
 _MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
+DIAGNOSIS_MOVE = 0.02  # m: a body that moved less since reset is "not moved" for diagnose()
 _STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to rest)
 
 
@@ -124,7 +125,36 @@ class EmbeddedEnv:
         self._expert = t.expert(sim)
         if "distractor" in factors:
             pert.place_distractors(sim, t, self._expert, variation, seed, self.config.perturbation)
+            mujoco.mj_forward(sim.model, sim.data)
+        self._start_xpos = sim.data.xpos.copy()  # where every body was: diagnose() compares against it
         return self._observation(cameras=True)
+
+    def diagnose(self) -> str | None:
+        """What the episode did to the scene, for failure analysis (``bridgevla.evaluation.failures``): which objects
+        moved by more than ``DIAGNOSIS_MOVE`` metres since reset, grouped by top-level body and judged against the
+        task's own objects (``manipulated`` and ``receivers``). A failed episode without an error is then "moved a
+        distractor" (the wrong object), "moved the task's objects without reaching the goal" (the right object, the
+        wrong place, order or precision) or "no object moved" (missed everything)."""
+        if self._task is None or self._sim is None:
+            return None
+        sim, t = self._sim, self._task
+        m = sim.model
+        robot = m.body_rootid[sim.body_id("panda_link0")]
+        moved = np.linalg.norm(sim.data.xpos - self._start_xpos, axis=1) > DIAGNOSIS_MOVE
+        roots = {int(m.body_rootid[b]) for b in np.flatnonzero(moved) if b > 0 and m.body_rootid[b] != robot}
+        names = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, r) for r in roots}
+        own = set(t.manipulated) | set(getattr(t, "receivers", ()))
+        held = sim.grasp.body if sim.grasp is not None else None
+        if held is not None and m.body_rootid[held] != robot:
+            held_name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, int(m.body_rootid[held]))
+            if held_name not in own:
+                return f"moved a distractor: holding {held_name}"
+        other = sorted(names - own)
+        if other:
+            return f"moved a distractor: {', '.join(other)}"
+        if names & own:
+            return "moved the task's objects without reaching the goal"
+        return "no object moved"
 
     def expert_keyposes(self) -> list[Keypose]:
         """The scripted plan for the episode just reset (deterministic in task, variation, seed)."""

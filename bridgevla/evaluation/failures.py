@@ -30,8 +30,15 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
     ("task failure condition", re.compile(r"task failure condition")),
 ]
 OUT_OF_KEYPOSES = "out of keyposes (no error: wrong target, order or precision)"
+# An episode that ran out of keyposes without an error, split by what the environment saw happen to the scene
+# (``diagnosis`` in the record, from an environment with ``diagnose()``: the embedded benchmark), first match wins.
+DIAGNOSES: list[tuple[str, re.Pattern[str]]] = [
+    ("wrong object (moved a distractor)", re.compile(r"^moved a distractor")),
+    ("right object, goal not reached (place, order or precision)", re.compile(r"^moved the task's objects")),
+    ("nothing moved (missed every object)", re.compile(r"^no object moved")),
+]
 OTHER = "other error"
-CATEGORIES = [OUT_OF_KEYPOSES, *(c for c, _ in RULES), OTHER]
+CATEGORIES = [*(c for c, _ in DIAGNOSES), OUT_OF_KEYPOSES, *(c for c, _ in RULES), OTHER]
 
 
 def failure_category(record: dict[str, Any]) -> str | None:
@@ -40,7 +47,8 @@ def failure_category(record: dict[str, Any]) -> str | None:
         return None
     error = record.get("error")
     if not error:
-        return OUT_OF_KEYPOSES
+        diagnosis = str(record.get("diagnosis") or "")
+        return next((c for c, pattern in DIAGNOSES if pattern.search(diagnosis)), OUT_OF_KEYPOSES)
     for category, pattern in RULES:
         if pattern.search(str(error)):
             return category

@@ -46,6 +46,7 @@ from benchmarks.protocol import (
     KeyposeRejected,
     SimulatorError,
     WorkspaceGuard,
+    environment_diagnosis,
     environment_workspace,
 )
 from bridgevla.evaluation.agents import AGENT_NAMES, Agent, AgentSpec, make_agent, save_strip
@@ -252,8 +253,16 @@ def _episode(env: Environment, agent: Agent, spec: EpisodeSpec, max_keyposes: in
             if done:
                 error = info.get("error") if isinstance(info, dict) else None
                 break
-    return {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error, "clamped": clamped,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    record = {**asdict(spec), "success": bool(success), "keyposes": steps, "error": error, "clamped": clamped,
+              "seconds": round(time.perf_counter() - t0, 3)}
+    if not success and steps:
+        try:  # analysis only: a bug in it must not cost the episode's record
+            diagnosis = environment_diagnosis(env)
+        except Exception as e:  # noqa: BLE001
+            diagnosis = f"diagnosis failed: {type(e).__name__}: {e}"
+        if diagnosis is not None:
+            record["diagnosis"] = diagnosis
+    return record
 
 
 def _episode_key(r: dict[str, Any]) -> tuple[str, str, int, int] | None:

@@ -206,3 +206,34 @@ def test_config_loads_through_the_config_system(tmp_path):
     obs = e.reset("push_buttons", 0, 0)
     assert set(obs.cameras) == {"front", "wrist"} and obs.cameras["front"].rgb.shape == (64, 64, 3)
     e.close()
+
+
+def _block_keyposes(env: EmbeddedEnv, body: str, lift: float):
+    """Grasp ``body`` the way lift_block's expert grasps its block, then raise it by ``lift``."""
+    from benchmarks.embedded.tasks.base import body_pos, kp
+
+    p = body_pos(env._sim, body)
+    q = env.expert_keyposes()[0].quaternion  # top-down; the blocks' yaw is within the grasp's tolerance here
+    return [kp(p + [0, 0, 0.12], q, True), kp(p, q, False, ignore_collisions=True), kp(p + [0, 0, lift], q, False)]
+
+
+def test_diagnose_says_what_a_failed_episode_did_to_the_scene():
+    from benchmarks.protocol import environment_diagnosis
+
+    env = EmbeddedEnv()
+    try:
+        env.reset("lift_block", 0, 3)
+        env.step(Keypose(np.array([0.2, 0.0, 1.2]), top_down(0.0), True, False))  # a move in free air
+        assert environment_diagnosis(env) == "no object moved"
+        env.reset("lift_block", 0, 3)
+        for k in _block_keyposes(env, "block1", 0.2):  # a distractor (block0 is the named one)
+            env.step(k)
+        assert environment_diagnosis(env) == "moved a distractor: holding block1"
+        env.reset("lift_block", 0, 3)
+        for k in _block_keyposes(env, "block0", 0.05):  # the named block, not high enough (success needs 12 cm)
+            result = env.step(k)
+        assert not result.success
+        assert environment_diagnosis(env) == "moved the task's objects without reaching the goal"
+        assert run_expert(env, "lift_block", 0, 3).success  # the same scene, solved: the grasps above were sound
+    finally:
+        env.close()

@@ -63,3 +63,29 @@ def test_counts_and_table_by_hand(tmp_path):
     paths = write_failures(records, tmp_path)
     assert json.loads(paths["json"].read_text()) == counts
     assert failure_markdown([_rec("lift", True, None)]) == "No failed episodes.\n"
+
+
+def test_an_environments_diagnosis_splits_episodes_without_an_error():
+    def rec(diagnosis, error=None):
+        return {**_rec("lift", False, error), "diagnosis": diagnosis}
+
+    assert failure_category(rec("moved a distractor: holding block1")) == "wrong object (moved a distractor)"
+    assert failure_category(rec("moved the task's objects without reaching the goal")) == \
+        "right object, goal not reached (place, order or precision)"
+    assert failure_category(rec("no object moved")) == "nothing moved (missed every object)"
+    assert failure_category(rec("something new")) == OUT_OF_KEYPOSES  # an unknown diagnosis keeps the old category
+    # an error explains the failure better than what the scene looks like afterwards
+    assert failure_category(rec("no object moved", "the keypose itself is in collision")) == "keypose in collision"
+
+
+def test_the_runner_records_the_embedded_envs_diagnosis(tmp_path):
+    from bridgevla.evaluation.runner import EvalConfig, evaluate
+
+    cfg = EvalConfig(benchmark="embedded", agents=["random", "expert"], tasks=["lift_block"], episodes=2,
+                     workers=1, out_dir=str(tmp_path), progress=False)
+    records = evaluate(cfg)
+    random = [r for r in records if r["agent"] == "random"]
+    failed = [r for r in random if not r["success"] and r["keyposes"]]
+    assert failed and all(r["diagnosis"] == "no object moved" or r["diagnosis"].startswith("moved ")
+                          for r in failed)
+    assert all("diagnosis" not in r for r in records if r["agent"] == "expert")  # successes get none
