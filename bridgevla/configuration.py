@@ -223,12 +223,32 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
+EXTENDS = "extends"
+
+
+def read_config_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML config with its ``extends: other.yaml`` chain resolved: the named file (relative to this one) is read
+    first and this file's keys are merged over it, section by section. One recipe can then differ from another by the
+    keys that differ (``benchmark_embedded.yaml`` extends ``demo.yaml``) instead of a copy that drifts."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"config file {path}: '{EXTENDS}' loops back to itself via "
+                          f"{' -> '.join(p.name for p in (*_seen, path))}")
+    data = read_yaml_mapping(path)
+    parent = data.pop(EXTENDS, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"config file {path}: '{EXTENDS}' must name one YAML file, got {parent!r}")
+    return _merge(read_config_file(path.parent / parent, (*_seen, path)), data)
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults of ``cls``, updated by the YAML file at ``path``, updated by ``overrides``."""
+    """Defaults of ``cls``, updated by the YAML file at ``path`` (and the files it ``extends``), updated by
+    ``overrides``."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        data = read_yaml_mapping(path)
+        data = read_config_file(path)
     data = _merge(data, parse_overrides(overrides or []))
     return from_dict(cls, data)
 

@@ -2,14 +2,32 @@
 train the small policy on a CPU → evaluate it next to the random-keypose baseline and the expert → print the table
 and write ``{"task": success_rate, …, "mean": …}``.
 
+A success rate from one training run is not a property of the recipe (measured on this demo: 67 % and 81 % from two
+runs of one config), so ``train_seeds`` runs the whole recipe — pre-training and fine-tuning — once per seed and the
+table reports the policy as mean ± std over those runs, each scored on the same held-out evaluation episodes. The
+baselines do not depend on training and are evaluated once. ``curve_demos`` adds runs trained on the first N demos
+per task (success vs demos). Layout of ``out_dir``::
+
+    demos/                       the expert demos (shared by every run)
+    seed_<s>/pretrain|train|eval one recipe run per training seed (train/policy is what ``bridgevla eval`` loads)
+    seed_<s>/demos_<n>/train|eval the curve's runs on the first n demos per task
+    baselines/                   the random and expert agents' episodes
+    eval/                        the combined table (results.md/csv/png/json), failure reasons
+    curve.md, curve.json         success vs demos per task
+    demo_results.json            {"task": mean success over seeds, ..., "mean": ...}
+    demo_run.json                minutes per phase, steps done / planned per training run, per-seed results
+
 Every phase resumes: generation skips finished episodes, training continues from its last checkpoint (and is skipped
 when its policy is already saved), evaluation skips episodes already in its JSONL. Re-running after a crash or a
-Ctrl-C therefore only does what is left. Settings: ``bridgevla/configs/demo.yaml`` + ``key=value`` overrides.
+Ctrl-C therefore only does what is left; two invocations with different ``train_seeds`` into one ``out_dir`` (one per
+core) share the demos, and a later invocation naming all seeds only aggregates. Settings:
+``bridgevla/configs/demo.yaml`` + ``key=value`` overrides.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -19,22 +37,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmarks.fileio import atomic_write_json
+import numpy as np
+
+from benchmarks.fileio import atomic_write_json, atomic_write_text
 from bridgevla.configuration import load_config, to_dict
 from bridgevla.training.config import OptimConfig, TrainConfig
 from bridgevla.training.job import TrainJobConfig
+from pretrain.cotrain import CotrainConfig
 from pretrain.job import PretrainJobConfig
 from pretrain.scenes import SceneConfig
 
 DEFAULT_CONFIG = Path(__file__).parents[1] / "configs" / "demo.yaml"
+POLICY = "policy"
 
 
 @dataclass
 class DemoEvalConfig:
-    episodes: int = 25  # per task and seed
+    episodes: int = 25  # per task and evaluation seed
     seeds: list[int] = field(default_factory=lambda: [0])
     workers: int = 2  # one simulator (and one policy copy) per process
-    agents: list[str] = field(default_factory=lambda: ["policy", "random", "expert"])
+    agents: list[str] = field(default_factory=lambda: [POLICY, "random", "expert"])
+    seed_offset: int = 1_000_000  # environment seeds of the test episodes; the demos use seeds 0..demos_per_task-1
 
 
 @dataclass
@@ -58,9 +81,16 @@ class DemoConfig:
     generate_workers: int = 2
     env: dict[str, Any] = field(default_factory=dict)  # embedded env options, shared by generation and evaluation
     pretrain: DemoPretrainConfig = field(default_factory=DemoPretrainConfig)
-    # data.root and train.out_dir are set by the demo, and init.checkpoint when pre-training is enabled
+    # data.root, train.out_dir and train.seed are set by the demo, and init.checkpoint when pre-training is enabled
     job: TrainJobConfig = field(default_factory=TrainJobConfig)
+    # Synthetic grounding scenes in every fine-tuning batch (pretrain/cotrain.py), against forgetting what
+    # pre-training taught; the curve's runs co-train too.
+    cotrain: CotrainConfig = field(default_factory=CotrainConfig)
     eval: DemoEvalConfig = field(default_factory=DemoEvalConfig)
+    # One whole recipe run (pre-training + fine-tuning, seeded) per entry; the policy's row is mean ± std over them.
+    train_seeds: list[int] = field(default_factory=lambda: [0])
+    # Success vs demos: also train each seed on the first N demos per task, for every N here (< demos_per_task).
+    curve_demos: list[int] = field(default_factory=list)
     min_success: float = 0.0  # exit with status 1 when the policy's mean success is below this (CI gate)
 
     def __post_init__(self) -> None:
@@ -70,6 +100,18 @@ class DemoConfig:
             raise ValueError(f"demo.demos_per_task must be >= 1, got {self.demos_per_task}")
         if not 0.0 <= self.min_success <= 1.0:
             raise ValueError(f"demo.min_success must lie in [0, 1], got {self.min_success}")
+        seeds = [int(s) for s in self.train_seeds]
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"demo.train_seeds must be distinct non-negative integers, got {self.train_seeds}")
+        self.train_seeds = seeds
+        curve = sorted({int(n) for n in self.curve_demos})
+        if curve and not 1 <= curve[0] <= curve[-1] < self.demos_per_task:
+            raise ValueError(f"demo.curve_demos must lie in [1, demos_per_task={self.demos_per_task}), got "
+                             f"{self.curve_demos} (the full demo count is the main run)")
+        self.curve_demos = curve
+        if self.eval.seed_offset < self.demos_per_task:
+            raise ValueError(f"demo.eval.seed_offset ({self.eval.seed_offset}) must be >= demos_per_task: the test "
+                             "episodes must not replay the demos' seeds")
 
 
 def _phase(name: str) -> float:
@@ -94,86 +136,170 @@ def _phase_steps(summary_path: Path, name: str) -> dict[str, Any]:
     return info
 
 
+def _done(out: Path) -> bool:
+    return (out / "policy" / "manifest.json").is_file() and (out / "summary.json").is_file()
+
+
+def _pretrain(cfg: DemoConfig, seed: int, out: Path) -> dict[str, Any]:
+    from pretrain.job import run_pretraining
+
+    p = cfg.pretrain
+    pcfg = PretrainJobConfig(model=copy.deepcopy(cfg.job.model), scenes=p.scenes, optim=p.optim,
+                             train=copy.deepcopy(p.train), views=p.views, zoom_fraction=p.zoom_fraction,
+                             eval_scenes=p.eval_scenes)
+    pcfg.train.out_dir, pcfg.train.seed = str(out), seed
+    if _done(out):
+        print(f"already pre-trained: {out / 'policy'} (delete {out} to redo)")
+    else:
+        res = run_pretraining(pcfg, resume=(out / "checkpoints" / "latest.json").is_file())
+        print(f"pre-trained {res.steps} steps in {res.seconds:.0f} s ({res.steps_per_second:.2f} steps/s)")
+    info = _phase_steps(out / "summary.json", f"heatmap pre-training (seed {seed})")
+    grounding = json.loads((out / "summary.json").read_text()).get("grounding")
+    if grounding:
+        print(f"grounding on held-out synthetic scenes: {grounding['accuracy']:.1%}")
+        info["grounding"] = grounding["accuracy"]
+    return info
+
+
+def _train(cfg: DemoConfig, seed: int, data: Path, out: Path, init: Path | None, demos: int) -> dict[str, Any]:
+    from bridgevla.training.job import run_training
+    from pretrain.cotrain import SyntheticGrounding
+
+    job = copy.deepcopy(cfg.job)
+    job.data.root, job.data.tasks, job.train.out_dir, job.train.seed = str(data), list(cfg.tasks), str(out), seed
+    job.data.episodes_per_task = demos
+    if init is not None:
+        job.init.checkpoint = str(init)
+    if _done(out):
+        print(f"policy already trained: {out / 'policy'} (delete {out} to retrain)")
+    else:
+        aux = SyntheticGrounding(cfg.cotrain, seed) if cfg.cotrain.enabled else None
+        result = run_training(job, resume=(out / "checkpoints" / "latest.json").is_file(), auxiliary=aux)
+        print(f"trained {result.steps} steps in {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s, "
+              f"batch {job.train.batch_size}); final loss {result.final_loss:.3f}")
+    return _phase_steps(out / "summary.json", f"fine-tuning (seed {seed}, {demos} demos per task)")
+
+
+def _evaluate(cfg: DemoConfig, agents: list[str], out: Path, checkpoint: Path | None) -> list[dict[str, Any]]:
+    from bridgevla.evaluation.runner import EvalConfig, evaluate
+
+    ecfg = EvalConfig(benchmark="embedded", checkpoint=str(checkpoint) if checkpoint else None, agents=agents,
+                      tasks=list(cfg.tasks), episodes=cfg.eval.episodes, seeds=list(cfg.eval.seeds),
+                      seed_offset=cfg.eval.seed_offset, workers=cfg.eval.workers, out_dir=str(out),
+                      env=dict(cfg.env), bounds=list(cfg.job.model.bounds))
+    return evaluate(ecfg)
+
+
+def _as_training_seed(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """A policy's episodes relabelled with its training seed: the report's ± is then the spread over training runs
+    (each run's rate pooled over its evaluation episodes), which is what a recipe's success rate varies with."""
+    return [{**r, "seed": seed, "eval_seed": r["seed"]} for r in records]
+
+
+def curve_markdown(rates: dict[int, dict[str, list[float]]], tasks: list[str]) -> str:
+    """Success vs demos per task: ``rates[n][task]`` is one success rate per training seed; cells mean ± std."""
+    counts = sorted(rates)
+    lines = ["| task | " + " | ".join(f"{n} demo{'s' * (n > 1)}" for n in counts) + " |",
+             "|---|" + "---:|" * len(counts)]
+    for t in [*tasks, "mean"]:
+        cells = []
+        for n in counts:
+            v = np.asarray(rates[n][t], dtype=np.float64)
+            m, sd = v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0)  # ddof=1 as the success table's ±
+            cells.append(f"{100 * m:.1f} ± {100 * sd:.1f}")
+        lines.append(f"| {'**mean**' if t == 'mean' else t} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """All three phases; returns the policy's success JSON plus timings."""
+    """Every phase for every training seed; returns the policy's success JSON, timings and the run record."""
     from benchmarks.generate import GenerateConfig, generate, print_summary
     from bridgevla.evaluation.failures import write_failures
     from bridgevla.evaluation.report import markdown_table, success_json, summarise, write_report
-    from bridgevla.evaluation.runner import EvalConfig, evaluate
     from bridgevla.scripts.generate import resolve_env_config
-    from bridgevla.training.job import run_training
-    from pretrain.job import run_pretraining
 
     out = Path(cfg.out_dir)
-    data, pre_dir, train_dir, eval_dir = out / "demos", out / "pretrain", out / "train", out / "eval"
+    data = out / "demos"
     timings: dict[str, float] = {}
-    steps: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     t_all = time.perf_counter()
 
-    n = 4 if cfg.pretrain.enabled else 3
-    t0 = _phase(f"1/{n} expert demos: {cfg.demos_per_task} per task for {', '.join(cfg.tasks)}")
+    t0 = _phase(f"expert demos: {cfg.demos_per_task} per task for {', '.join(cfg.tasks)}")
     gen_cfg = GenerateConfig(tasks=list(cfg.tasks), episodes=cfg.demos_per_task, out=str(data),
                              workers=cfg.generate_workers, env_config=dict(cfg.env))
-    gen = generate(gen_cfg, resolve_env_config(gen_cfg.env, gen_cfg.env_config))
-    print_summary(gen)
+    print_summary(generate(gen_cfg, resolve_env_config(gen_cfg.env, gen_cfg.env_config)))
     timings["generate_s"] = time.perf_counter() - t0
 
-    job = cfg.job
-    if cfg.pretrain.enabled:
-        t0 = _phase("2/4 heatmap pre-training on synthetic scenes")
-        p = cfg.pretrain
-        pcfg = PretrainJobConfig(model=job.model, scenes=p.scenes, optim=p.optim, train=p.train, views=p.views,
-                                 zoom_fraction=p.zoom_fraction, eval_scenes=p.eval_scenes)
-        pcfg.train.out_dir = str(pre_dir)
-        if (pre_dir / "policy" / "manifest.json").is_file() and (pre_dir / "summary.json").is_file():
-            print(f"already pre-trained: {pre_dir / 'policy'} (delete {pre_dir} to redo)")
-        else:
-            res = run_pretraining(pcfg, resume=(pre_dir / "checkpoints" / "latest.json").is_file())
-            print(f"pre-trained {res.steps} steps in {res.seconds:.0f} s ({res.steps_per_second:.2f} steps/s)")
-        steps["pretrain"] = _phase_steps(pre_dir / "summary.json", "heatmap pre-training")
-        grounding = json.loads((pre_dir / "summary.json").read_text()).get("grounding")
-        if grounding:
-            print(f"grounding on held-out synthetic scenes: {grounding['accuracy']:.1%}")
-        job.init.checkpoint = str(pre_dir / "policy")
-        timings["pretrain_s"] = time.perf_counter() - t0
+    policy_records: list[dict[str, Any]] = []
+    curve: dict[int, dict[str, list[float]]] = {n: {} for n in [*cfg.curve_demos, cfg.demos_per_task]}
+    for seed in cfg.train_seeds:
+        root = out / f"seed_{seed}"
+        run: dict[str, Any] = {}
+        init = None
+        if cfg.pretrain.enabled:
+            t0 = _phase(f"seed {seed}: heatmap pre-training on synthetic scenes")
+            run["pretrain"] = _pretrain(cfg, seed, root / "pretrain")
+            init = root / "pretrain" / "policy"
+            timings["pretrain_s"] = timings.get("pretrain_s", 0.0) + time.perf_counter() - t0
+        for n in [cfg.demos_per_task, *cfg.curve_demos]:
+            sub = root if n == cfg.demos_per_task else root / f"demos_{n}"
+            t0 = _phase(f"seed {seed}: training on {n} demos per task")
+            run["train" if n == cfg.demos_per_task else f"train_demos_{n}"] = _train(cfg, seed, data, sub / "train",
+                                                                                     init, n)
+            timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
+            if POLICY not in cfg.eval.agents:
+                continue
+            t0 = _phase(f"seed {seed}, {n} demos per task: evaluation, {cfg.eval.episodes} episodes per task")
+            records = _as_training_seed(_evaluate(cfg, [POLICY], sub / "eval", sub / "train" / "policy"), seed)
+            rates = success_json(summarise(records), POLICY)
+            for task, rate in rates.items():
+                curve[n].setdefault(task, []).append(rate)
+            if n == cfg.demos_per_task:
+                policy_records += records
+                run["success"] = rates
+            timings["eval_s"] = timings.get("eval_s", 0.0) + time.perf_counter() - t0
+        runs[str(seed)] = run
 
-    t0 = _phase(f"{n - 1}/{n} training")
-    job.data.root, job.data.tasks, job.train.out_dir = str(data), list(cfg.tasks), str(train_dir)
-    if (train_dir / "policy" / "manifest.json").is_file() and (train_dir / "summary.json").is_file():
-        print(f"policy already trained: {train_dir / 'policy'} (delete {train_dir} to retrain)")
-    else:
-        resume = (train_dir / "checkpoints" / "latest.json").is_file()
-        result = run_training(job, resume=resume)
-        print(f"trained {result.steps} steps in {result.seconds:.0f} s ({result.steps_per_second:.2f} steps/s, "
-              f"batch {job.train.batch_size}); final loss {result.final_loss:.3f}")
-    steps["train"] = _phase_steps(train_dir / "summary.json", "fine-tuning")
-    timings["train_s"] = time.perf_counter() - t0
-
-    t0 = _phase(f"{n}/{n} evaluation: {cfg.eval.episodes} episodes per task, agents {', '.join(cfg.eval.agents)}")
-    ecfg = EvalConfig(benchmark="embedded", checkpoint=str(train_dir / "policy"), agents=list(cfg.eval.agents),
-                      tasks=list(cfg.tasks), episodes=cfg.eval.episodes, seeds=list(cfg.eval.seeds),
-                      workers=cfg.eval.workers, out_dir=str(eval_dir), env=dict(cfg.env),
-                      bounds=list(job.model.bounds))
-    records = evaluate(ecfg)
-    summary = summarise(records)
-    paths = write_report(summary, eval_dir, title="embedded benchmark: success rate")
-    failures = write_failures(records, eval_dir)
-    timings["eval_s"] = time.perf_counter() - t0
+    baselines = [a for a in cfg.eval.agents if a != POLICY]
+    baseline_records: list[dict[str, Any]] = []
+    if baselines:
+        t0 = _phase(f"baselines: {', '.join(baselines)}, {cfg.eval.episodes} episodes per task")
+        baseline_records = _evaluate(cfg, baselines, out / "baselines", None)
+        timings["eval_s"] = timings.get("eval_s", 0.0) + time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
 
+    records = policy_records + baseline_records
+    summary = summarise(records)
+    seeds_txt = ", ".join(map(str, cfg.train_seeds))
+    paths = write_report(summary, out / "eval", title=f"embedded benchmark: success rate (policy: mean ± std over "
+                                                      f"training seeds {seeds_txt})")
+    failures = write_failures(records, out / "eval")
     table = markdown_table(summary)
-    result = success_json(summary, "policy") if "policy" in summary else {}
+    result = success_json(summary, POLICY) if POLICY in summary else {}
     json_path = out / "demo_results.json"
     atomic_write_json(json_path, result)
-    run_info = {"minutes": {k.removesuffix("_s"): round(v / 60, 2) for k, v in timings.items()}, "steps": steps,
-                "complete": all(p["complete"] for p in steps.values()), "machine": platform.processor()
+    curve_md = ""
+    if cfg.curve_demos and POLICY in cfg.eval.agents:
+        curve_md = curve_markdown(curve, list(cfg.tasks))
+        atomic_write_text(out / "curve.md", curve_md + "\n")
+        atomic_write_json(out / "curve.json", {str(n): v for n, v in curve.items()})
+    steps = [v for run in runs.values() for k, v in run.items() if k.startswith(("pretrain", "train"))]
+    run_info = {"minutes": {k.removesuffix("_s"): round(v / 60, 2) for k, v in timings.items()}, "runs": runs,
+                "train_seeds": cfg.train_seeds, "eval_episodes_per_task": cfg.eval.episodes * len(cfg.eval.seeds),
+                "eval_env_seeds_from": cfg.eval.seed_offset, "demo_env_seeds": [0, cfg.demos_per_task - 1],
+                "complete": all(s["complete"] for s in steps), "machine": platform.processor()
                 or platform.machine(), "cpus": os.cpu_count(), "load_average_1min_at_end": os.getloadavg()[0]}
     atomic_write_json(out / "demo_run.json", run_info)
     print("\n" + table)
+    if curve_md:
+        print("\nsuccess vs demos per task (policy, mean ± std over training seeds):\n" + curve_md)
     print(failures["md"].read_text())
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
-    print("steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" for k, v in steps.items())
-          + ("" if run_info["complete"] else "  <- CUT SHORT by a time cap, see the warning above"))
+    for seed, run in runs.items():
+        print(f"seed {seed} steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" for k, v in run.items()
+                                                 if k.startswith(("pretrain", "train")))
+              + ("" if all(v["complete"] for k, v in run.items() if k.startswith(("pretrain", "train")))
+                 else "  <- CUT SHORT by a time cap, see the warning above"))
     print(f"policy success JSON: {json_path}; run record (minutes, steps done/planned): {out / 'demo_run.json'}")
     print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}; failure reasons: {failures['md']}")
     return {"success": result, "timings": timings, "run": run_info}

@@ -40,7 +40,7 @@ def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0
                        instructions=["put the red block on the green target"])
 
 
-def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int) -> None:
+def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False) -> None:
     torch.manual_seed(0)
     policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
     params = sum(p.numel() for p in policy.parameters()) / 1e6
@@ -76,6 +76,20 @@ def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats
 
     ms = time_ms(step, device, warmup=1, repeats=max(3, repeats // 2))
     print(f"| {device} | {label} | training step, batch {train_batch} | {ms:.1f} |", flush=True)
+    if profile:
+        profile_step(step, label)
+
+
+def profile_step(step, label: str, steps: int = 3) -> None:
+    """Where a training step's time goes, by operator (self time; torch.profiler): what a throughput change should
+    target first (docs/PERFORMANCE.md)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    print(f"\n{label}: {steps} training steps by operator (self CPU time)")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--profile", action="store_true", help="also print a per-operator profile of the training step")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| device | model | what | ms (median of {args.repeats}) |")
     print("|---|---|---|---|")
     for preset in args.presets:
-        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats)
+        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats, args.profile)
     if torch.cuda.is_available():
         for preset in args.presets:
             bench_preset(preset, "cuda", "float32", args.train_batch, args.repeats)

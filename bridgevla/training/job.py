@@ -11,7 +11,7 @@ import io
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import yaml
 from benchmarks.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
 from bridgevla.configuration import ConfigError, load_config, to_dict
 from bridgevla.data.augment import AugmentConfig, augment_batch, step_generator
+from bridgevla.data.batch import PolicyBatch
 from bridgevla.data.dataset import DataConfig, KeyframeBatches, KeyframeDataset
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.training.config import FreezeConfig, LoraConfig, OptimConfig, TrainConfig
@@ -147,12 +148,73 @@ def plot_loss_curves(metrics_path: Path, png_path: Path, title: str = "training 
     atomic_write_bytes(png_path, buf.getvalue())
 
 
-def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | None = None) -> TrainResult:
+class AuxiliaryTask(Protocol):
+    """A second objective trained alongside the demos (co-training): ``pretrain.cotrain.SyntheticGrounding`` keeps
+    the heatmap pre-training's synthetic grounding scenes in every batch, so fitting ten demos per task does not
+    erase what pre-training taught (docs/training.md measures the erosion). ``batch(k)`` must depend only on ``k``
+    (resumes replay it); ``loss`` returns named terms whose ``"loss"`` (already weighted) is added to the policy's;
+    ``describe()`` is recorded in ``config.yaml`` under ``auxiliary`` so that a resume with another task is refused."""
+
+    name: str
+
+    def batch(self, k: int) -> Any: ...
+
+    def loss(self, policy: torch.nn.Module, batch: Any) -> dict[str, torch.Tensor]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class CoBatch:
+    """Micro-batch k of the demos and of the auxiliary task."""
+
+    demos: PolicyBatch
+    extra: Any
+
+    @property
+    def instructions(self) -> list[str]:  # what the trainer counts as samples: the demos'
+        return self.demos.instructions
+
+
+class _CoTrained(torch.nn.Module):
+    """The policy's loss plus the auxiliary task's, as one ``compute_loss`` for the trainer. Auxiliary terms are
+    logged as ``<name>_<term>``."""
+
+    def __init__(self, policy: torch.nn.Module, task: AuxiliaryTask) -> None:
+        super().__init__()
+        self.policy, self.task = policy, task
+
+    def compute_loss(self, batch: CoBatch) -> dict[str, torch.Tensor]:
+        terms = self.policy.compute_loss(batch.demos)
+        extra = self.task.loss(self.policy, batch.extra)
+        if "loss" not in extra:
+            raise ValueError(f"auxiliary task {self.task.name!r}: loss() must return a dict with key 'loss'")
+        named = {f"{self.task.name}_{k}": v for k, v in extra.items() if k != "loss"}
+        return {**terms, **named, "loss": terms["loss"] + extra["loss"]}
+
+    def forward(self, batch: CoBatch) -> dict[str, torch.Tensor]:
+        return self.compute_loss(batch)
+
+
+class _CoBatches:
+    def __init__(self, source: KeyframeBatches, task: AuxiliaryTask) -> None:
+        self.source, self.task = source, task
+
+    def iterate(self, start: int):
+        for k, demos in enumerate(self.source.iterate(start), start):
+            yield CoBatch(demos, self.task.batch(k))
+
+
+def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | None = None,
+                 auxiliary: AuxiliaryTask | None = None) -> TrainResult:
     """The whole job (see module doc). ``resume`` continues the run in ``train.out_dir``; ``stop_after`` ends it
-    after that step without the final save (what a kill does; the resume tests use it)."""
+    after that step without the final save (what a kill does; the resume tests use it). ``auxiliary`` co-trains a
+    second objective (:class:`AuxiliaryTask`) in every micro-batch."""
     out = Path(cfg.train.out_dir)
     saved_path = out / "config.yaml"
     current = to_dict(cfg)
+    if auxiliary is not None:
+        current["auxiliary"] = {"name": auxiliary.name, **auxiliary.describe()}
     rank = trainer_rank()
     if resume and saved_path.is_file():
         check_resume_config(read_saved_config(saved_path), current)
@@ -166,9 +228,17 @@ def run_training(cfg: TrainJobConfig, resume: bool = False, stop_after: int | No
     policy = build_policy(cfg, device)
     if rank == 0:
         atomic_write_text(saved_path, yaml.safe_dump(current, sort_keys=False))
-    source = KeyframeBatches(dataset, cfg.train.batch_size, cfg.train.num_workers, rank=rank)
+    source: Any = KeyframeBatches(dataset, cfg.train.batch_size, cfg.train.num_workers, rank=rank)
     prepare = make_prepare(SceneBounds.from_list(cfg.model.bounds), cfg.augment, cfg.train.seed)
-    trainer = Trainer(policy, source, cfg.train, cfg.optim, prepare=prepare, job_config=current)
+    module: torch.nn.Module = policy
+    if auxiliary is not None:
+        module, source, demo_prepare = _CoTrained(policy, auxiliary), _CoBatches(source, auxiliary), prepare
+
+        def prepare(batch: CoBatch, micro_step: int, device: torch.device) -> CoBatch:
+            extra = batch.extra.to(device) if hasattr(batch.extra, "to") else batch.extra
+            return CoBatch(demo_prepare(batch.demos, micro_step, device), extra)
+
+    trainer = Trainer(module, source, cfg.train, cfg.optim, prepare=prepare, job_config=current)
     result = trainer.fit(resume=resume, stop_after=stop_after)
     if trainer.is_main and stop_after is None:
         policy.save_pretrained(out / "policy")

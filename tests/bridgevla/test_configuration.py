@@ -35,6 +35,27 @@ def test_yaml_then_overrides(tmp_path):
     assert load_config(Job, tmp_path / "out.yaml") == cfg
 
 
+def test_a_config_extends_another_key_by_key(tmp_path):
+    (tmp_path / "base.yaml").write_text("steps: 20\ntasks: [a, b]\noptim:\n  lr: 0.001\n  schedule: cosine\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: ../base.yaml\ntasks: [c]\noptim:\n  lr: 0.002\n")
+    cfg = load_config(Job, tmp_path / "sub" / "child.yaml", ["steps=30"])
+    # lists are replaced, sections merged key by key, overrides win over both files
+    assert cfg.tasks == ["c"] and cfg.optim.lr == 0.002 and cfg.optim.schedule == "cosine" and cfg.steps == 30
+    (tmp_path / "grand.yaml").write_text("extends: sub/child.yaml\nname: g\n")
+    assert load_config(Job, tmp_path / "grand.yaml").optim.lr == 0.002  # chains resolve
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(Job, tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="must name one YAML file"):
+        load_config(Job, tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        load_config(Job, tmp_path / "d.yaml")
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import pytest
 import yaml
@@ -43,34 +44,58 @@ def test_demo_config_errors_name_the_key(args, key, capsys):
 
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
-    """The `make demo` pipeline at toy size: demos -> pre-training -> tiny policy from it -> table + JSON; a re-run
-    redoes nothing."""
+    """The `make demo` pipeline at toy size, two training seeds and a demos curve: demos -> pre-training -> tiny
+    policy from it, per seed -> combined table (policy ± over seeds, baselines once) + JSON; a re-run redoes
+    nothing."""
     args = [f"out_dir={tmp_path}", "tasks=[lift_block,slide_block]", "demos_per_task=2", "job.model.preset=tiny",
             "job.train.steps=3", "job.train.progress=false", "eval.episodes=2", "eval.workers=1",
             "pretrain.train.steps=2", "pretrain.train.progress=false", "pretrain.eval_scenes=4",
-            "pretrain.scenes.table_points=100", "pretrain.scenes.points_per_object=50"]
+            "pretrain.scenes.table_points=100", "pretrain.scenes.points_per_object=50", "train_seeds=[3,5]",
+            "curve_demos=[1]"]
     assert demo_main(args) == 0
     result = json.loads((tmp_path / "demo_results.json").read_text())
     assert set(result) == {"lift_block", "slide_block", "mean"} and all(0 <= v <= 1 for v in result.values())
     run = json.loads((tmp_path / "demo_run.json").read_text())
-    assert run["steps"] == {"pretrain": {"steps_done": 2, "steps_planned": 2, "complete": True,
-                                         "steps_per_second": run["steps"]["pretrain"]["steps_per_second"]},
-                            "train": {"steps_done": 3, "steps_planned": 3, "complete": True,
-                                      "steps_per_second": run["steps"]["train"]["steps_per_second"]}}
-    assert run["complete"] and set(run["minutes"]) >= {"generate", "pretrain", "train", "eval", "total"}
+    assert set(run["runs"]) == {"3", "5"} and run["train_seeds"] == [3, 5] and run["complete"]
+    for seed in ("3", "5"):
+        r = run["runs"][seed]
+        assert r["pretrain"] == {"steps_done": 2, "steps_planned": 2, "complete": True, "grounding": ANY,
+                                 "steps_per_second": ANY}
+        assert r["train"]["steps_done"] == r["train_demos_1"]["steps_done"] == 3
+        # the seed reached both phases: pre-training and fine-tuning were seeded with it
+        saved = yaml.safe_load((tmp_path / f"seed_{seed}" / "train" / "config.yaml").read_text())
+        assert saved["train"]["seed"] == int(seed) and saved["data"]["episodes_per_task"] == 2
+        assert saved["init"]["checkpoint"] == str(tmp_path / f"seed_{seed}" / "pretrain" / "policy")
+        assert saved["model"] == yaml.safe_load((tmp_path / f"seed_{seed}" / "pretrain" / "config.yaml")
+                                                .read_text())["model"]
+        curve_cfg = yaml.safe_load((tmp_path / f"seed_{seed}" / "demos_1" / "train" / "config.yaml").read_text())
+        assert curve_cfg["data"]["episodes_per_task"] == 1
+    assert set(run["minutes"]) >= {"generate", "pretrain", "train", "eval", "total"}
     table = (tmp_path / "eval" / "results.md").read_text()
     assert "| task | policy | random | expert |" in table
-    expert = json.loads((tmp_path / "eval" / "results.json").read_text())["expert"]
-    assert expert["mean"] == 1.0
-    lines = (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()
+    combined = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert combined["expert"]["mean"] == 1.0
+    # the policy's mean is the mean of the two training runs' rates
+    per_seed = [run["runs"][s]["success"]["mean"] for s in ("3", "5")]
+    assert result["mean"] == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert set(curve) == {"1", "2"} and all(len(curve[n]["mean"]) == 2 for n in curve)
+    assert "| task | 1 demo | 2 demos |" in (tmp_path / "curve.md").read_text()
+    lines = {p: p.read_text().splitlines() for p in tmp_path.glob("**/episodes.jsonl")}
+    assert len(lines) == 5  # 2 seeds x (full + curve) + baselines
     capsys.readouterr()
     assert demo_main(args) == 0
     text = capsys.readouterr().out
-    assert "policy already trained" in text and "already pre-trained" in text
-    saved = yaml.safe_load((tmp_path / "train" / "config.yaml").read_text())
-    assert saved["init"]["checkpoint"] == str(tmp_path / "pretrain" / "policy")
-    assert saved["model"] == yaml.safe_load((tmp_path / "pretrain" / "config.yaml").read_text())["model"]
-    assert (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines() == lines  # nothing re-evaluated
+    assert text.count("policy already trained") == 4 and text.count("already pre-trained") == 2
+    assert {p: p.read_text().splitlines() for p in tmp_path.glob("**/episodes.jsonl")} == lines  # none re-run
+
+
+def test_demo_seed_and_curve_settings_are_checked(capsys):
+    for args, message in ((["train_seeds=[]"], "train_seeds"), (["train_seeds=[1,1]"], "train_seeds"),
+                          (["curve_demos=[10]"], "curve_demos"), (["curve_demos=[0]"], "curve_demos"),
+                          (["eval.seed_offset=5"], "seed_offset")):
+        assert demo_main(args) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_a_phase_cut_short_by_its_time_cap_is_recorded_and_warned(tmp_path, capsys):

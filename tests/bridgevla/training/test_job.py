@@ -125,7 +125,10 @@ def test_shipped_configs_load():
     for name in ("small", "tiny", "reference"):
         load_job_config(str(configs / f"{name}.yaml"), [])
     load_config(EvalConfig, configs / "eval_embedded.yaml", ["agents=[random]"])
-    load_config(DemoConfig, configs / "demo.yaml", [])
+    demo = load_config(DemoConfig, configs / "demo.yaml", [])
+    bench = load_config(DemoConfig, configs / "benchmark_embedded.yaml", [])
+    assert len(bench.tasks) == 10 and bench.job.train.steps > demo.job.train.steps
+    assert bench.job.model == demo.job.model and bench.pretrain == demo.pretrain  # the demo's recipe, extended
 
 
 @pytest.mark.slow
