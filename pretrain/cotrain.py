@@ -16,14 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from bridgevla.configuration import to_dict
-from pretrain.scenes import SceneBatch, SceneConfig, generate_scenes
+from bridgevla.training.loop import trainer_rank
+from pretrain.job import SceneBatches
+from pretrain.scenes import SceneBatch, SceneConfig
 
-# Scenes for co-training come from generator seeds that pre-training's batches (seed·1_000_000_007 + k) and its
-# held-out scenes never use, so the fine-tuning sees fresh scenes.
+# Co-training draws pre-training's scene stream (pretrain.job.SceneBatches) with its seed shifted by this, so the
+# fine-tuning sees scenes neither pre-training's batches nor its held-out scenes used.
 COTRAIN_SEED_OFFSET = 7_777_777
 
 
@@ -48,10 +49,11 @@ class SyntheticGrounding:
 
     def __init__(self, cfg: CotrainConfig, seed: int) -> None:
         self.cfg, self.seed = cfg, seed
+        # per DDP rank, as the demos are: ranks never train on the same scenes
+        self.scenes = SceneBatches(cfg.scenes, cfg.batch_size, seed + COTRAIN_SEED_OFFSET, rank=trainer_rank())
 
     def batch(self, k: int) -> SceneBatch:
-        g = torch.Generator().manual_seed((self.seed + COTRAIN_SEED_OFFSET) * 1_000_000_007 + k)
-        return generate_scenes(self.cfg.scenes, self.cfg.batch_size, g)
+        return self.scenes.batch(k)
 
     def loss(self, policy: Any, batch: SceneBatch) -> dict[str, Tensor]:
         terms, _, _ = policy.heatmap_terms(batch.points, batch.colors, batch.mask, batch.target, batch.instructions)
