@@ -216,10 +216,22 @@ class HeatmapPretrainer(nn.Module):
         return self.compute_loss(batch)
 
 
+def _nearest_is_right(d: Tensor, batch: SceneBatch, same: float = 0.05) -> Tensor:
+    """(B,) bool: is the prediction (its distance ``d`` (B, K) to each answer) nearest to the right answer? Answers
+    within ``same`` cube units of the right one are the same place, not a wrong choice: two objects in one line with
+    the named one have the same far side (plain scenes' answers, object centres, are never that close)."""
+    rows = torch.arange(len(batch), device=d.device)
+    right = batch.answers[rows, batch.answer_index]
+    distinct = (batch.answers[..., :2] - right[:, None, :2]).norm(dim=-1) > same
+    wrong = batch.present & distinct
+    return d[rows, batch.answer_index] <= d.masked_fill(~wrong, float("inf")).min(-1).values
+
+
 @torch.no_grad()
 def grounding_accuracy(policy: Any, batch: SceneBatch, views: str = "policy") -> dict[str, float]:
     """Does the heatmap land on the named object? ``accuracy``: the share of scenes whose predicted point lies nearest
-    (in the table plane) to the named object's top centre among the objects present.
+    (in the table plane) to the named object's top centre among the objects present (for a relational prompt: to the
+    far side of the named object from the right one among the far sides from each object, ``SceneBatch.answers``).
 
     ``views="policy"``: three views in one prompt, heatmaps fused into a 3D point (the policy's stage 1);
     ``median_error`` in cube units. ``views="single"``: the top view alone in a one-image prompt, its argmax pixel
@@ -231,16 +243,16 @@ def grounding_accuracy(policy: Any, batch: SceneBatch, views: str = "policy") ->
     if views == "single":
         flat = policy.heatmap_logits_2d(rendered[:, 0], batch.instructions).flatten(1).argmax(-1)
         uv = torch.stack([flat % s, flat // s], -1).float()
-        objects = project(batch.centres, s)[..., 0, :2]  # (B, K, 2) top-view pixels
+        objects = project(batch.answers, s)[..., 0, :2]  # (B, K, 2) top-view pixels
         d = (objects - uv[:, None]).norm(dim=-1)
         err, err_key = (project(batch.target, s)[:, 0, :2] - uv).norm(dim=-1), "median_error_px"
     else:
         ids, attn = policy.encode_instructions(batch.instructions)
         _, logits = policy.heatmap_logits(rendered, ids, attn)
         point = fuse_heatmaps(torch.softmax(logits.flatten(-2), -1).view_as(logits), s)
-        d = (batch.centres[..., :2] - point[:, None, :2]).norm(dim=-1)
+        d = (batch.answers[..., :2] - point[:, None, :2]).norm(dim=-1)
         err, err_key = (point - batch.target).norm(dim=-1), "median_error"
-    hit = d.masked_fill(~batch.present, float("inf")).argmin(-1) == batch.target_index
+    hit = _nearest_is_right(d, batch)
     return {"accuracy": float(hit.float().mean()), err_key: float(err.median()), "scenes": len(batch), "views": views}
 
 
@@ -288,8 +300,8 @@ def scene_top_view_predictions(policy: Any, batch: SceneBatch, views: str) -> di
         logits = policy.heatmap_logits(rendered, ids, attn)[1][:, 0]
     flat = logits.flatten(1).argmax(-1)
     peak = torch.stack([flat % s, flat // s], -1)
-    d = (project(batch.centres, s)[..., 0, :2] - peak[:, None].float()).norm(dim=-1)
-    hit = d.masked_fill(~batch.present, float("inf")).argmin(-1) == batch.target_index
+    d = (project(batch.answers, s)[..., 0, :2] - peak[:, None].float()).norm(dim=-1)
+    hit = _nearest_is_right(d, batch)
     return {"images": rendered[:, 0, :3].cpu(), "probs": heatmap_probs(logits).cpu(), "peaks": peak.cpu(),
             "hits": hit.cpu(), "targets": project(batch.target, s)[:, 0, :2].cpu()}
 

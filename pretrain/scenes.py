@@ -1,7 +1,11 @@
 """Synthetic referring-expression scenes for 2D heatmap pre-training: coloured primitives on a table, as point clouds.
 
 A scene is a table plane with 2-5 objects (blocks, flat pads, cylinders), each of a different named colour; the prompt
-names one of them ("pick up the red block") and the target is the centre of its top face. The clouds live in the
+names one of them ("pick up the red block") and the target is the centre of its top face. With ``relational`` > 0 a
+share of the scenes ask for a spatial relation between two named objects instead ("the far side of the red block
+from the blue pad"): the target is then beyond the first object's top on the line from the second through it — where a
+gripper starts a push of the first object towards the second (slide_block's first keypose), a relation that ten
+demos show each colour-direction pairing of about once (docs/training.md). The clouds live in the
 renderer's cube frame ([-1, 1]^3), so the heatmap targets come from the same projection as the policy's, and the
 model sees the same kind of orthographic point-cloud renders it is later fine-tuned on.
 
@@ -39,6 +43,8 @@ NOUNS: dict[str, tuple[str, ...]] = {
 }
 PHRASES: tuple[str, ...] = ("the {}", "pick up the {}", "touch the {}", "go to the {}", "reach for the {}",
                             "point at the {}", "move to the {}", "grasp the {}")
+RELATION_PHRASES: tuple[str, ...] = ("the far side of the {} from the {}", "behind the {}, away from the {}",
+                                     "the side of the {} facing away from the {}", "get behind the {} opposite the {}")
 GRID = 4  # objects sit in distinct cells of a GRID x GRID layout over the table, so they never overlap
 
 
@@ -53,6 +59,8 @@ class SceneConfig:
     table_height: tuple[float, float] = (-0.8, -0.5)  # cube z of the table top
     half_size: tuple[float, float] = (0.05, 0.12)  # footprint half-extent of an object
     layout_span: float = 0.8  # objects are placed in [-span, span]^2
+    relational: float = 0.0  # share of scenes (of those with >= 2 objects) whose prompt asks for a relation
+    relation_distance: float = 3.0  # the relational target lies this many footprint half-sizes beyond the object
 
     def __post_init__(self) -> None:
         lo, hi = (int(v) for v in self.objects)
@@ -77,13 +85,21 @@ class SceneConfig:
             raise ValueError(f"scenes.table_height must be an increasing pair inside [-1, 1), got {self.table_height}")
         if not 0 < self.layout_span <= 1:
             raise ValueError(f"scenes.layout_span must lie in (0, 1], got {self.layout_span}")
+        if not 0.0 <= self.relational <= 1.0:
+            raise ValueError(f"scenes.relational must lie in [0, 1], got {self.relational}")
+        if not self.relation_distance > 0:
+            raise ValueError(f"scenes.relation_distance must be > 0, got {self.relation_distance}")
 
 
 @dataclass
 class SceneBatch:
     """B scenes. ``points``/``colors`` (B, N, 3) cube frame / [0, 1]; ``mask`` (B, N); ``target`` (B, 3) cube frame.
     Ground truth for checks: ``centres`` (B, K, 3) top-face centres, ``present`` (B, K), ``colour_names`` (B, K),
-    ``target_index`` (B,)."""
+    ``target_index`` (B,) the object the prompt names first (the one whose top or far side is the target).
+    ``answers`` (B, K, 3) is where the prompt would point for each choice of object and ``answer_index`` (B,) the
+    right choice: for a plain scene the objects' centres and ``target_index``; for a relational one, answer k is the far
+    side of the named object from object k (its own centre for k = the named object) and the right one is the second
+    object of the prompt. Grounding is scored as "the prediction is nearest the right answer"."""
 
     points: Tensor
     colors: Tensor
@@ -94,6 +110,8 @@ class SceneBatch:
     present: Tensor
     colour_names: list[list[str]]
     target_index: Tensor
+    answers: Tensor
+    answer_index: Tensor
 
     def __len__(self) -> int:
         return self.points.shape[0]
@@ -101,12 +119,13 @@ class SceneBatch:
     def head(self, n: int) -> SceneBatch:
         """The first ``n`` scenes."""
         take = {k: getattr(self, k)[:n] for k in ("points", "colors", "mask", "target", "centres", "present",
-                                                   "target_index")}
+                                                   "target_index", "answers", "answer_index")}
         return SceneBatch(**take, instructions=self.instructions[:n], colour_names=self.colour_names[:n])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SceneBatch:
         move = {k: getattr(self, k).to(device, non_blocking=non_blocking)
-                for k in ("points", "colors", "mask", "target", "centres", "present", "target_index")}
+                for k in ("points", "colors", "mask", "target", "centres", "present", "target_index", "answers",
+                          "answer_index")}
         return SceneBatch(**move, instructions=self.instructions, colour_names=self.colour_names)
 
 
@@ -203,8 +222,46 @@ def generate_scenes(cfg: SceneConfig, batch_size: int, generator: torch.Generato
     ti, kinds = target_index.tolist(), kind.tolist()
     instructions = [PHRASES[phrase[i]].format(f"{names[i][ti[i]]} {NOUNS[KINDS[kinds[i][ti[i]]]][noun[i]]}")
                     for i in range(b)]
+    answers, answer_index = centres, target_index
+    if cfg.relational > 0:  # drawn last and only when asked for: plain scenes stay those of earlier versions
+        target, answers, answer_index, instructions = _relations(cfg, g, centres, half, count, target_index, names,
+                                                                 kind, noun, instructions)
     return SceneBatch(points=points, colors=colors, mask=mask, target=target, instructions=instructions,
-                      centres=centres, present=present, colour_names=names, target_index=target_index)
+                      centres=centres, present=present, colour_names=names, target_index=target_index,
+                      answers=answers, answer_index=answer_index)
+
+
+def _relations(cfg: SceneConfig, g: torch.Generator, centres: Tensor, half: Tensor, count: Tensor, named: Tensor,
+               names: list[list[str]], kind: Tensor, noun: list[int], instructions: list[str],
+               ) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+    """Turn a ``cfg.relational`` share of the scenes into "the far side of <named> from <other>" (module doc)."""
+    b, k = half.shape
+    rows = torch.arange(b)
+    relational = (_u(g, b) < cfg.relational) & (count >= 2)
+    # Another present object: a uniform offset of 1 .. count-1 from the named one, modulo the count.
+    other = (named + 1 + (_u(g, b) * (count - 1)).long().clamp(max=k - 2)) % count
+    phrase = torch.randint(0, len(RELATION_PHRASES), (b,), generator=g).tolist()
+    # Far side of the named object from each object j: beyond its centre along (named - j), in the table plane.
+    anchor = centres[rows, named]  # (B, 3)
+    away = anchor[:, None, :2] - centres[..., :2]  # (B, K, 2)
+    unit = away / away.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    reach = (cfg.relation_distance * half[rows, named])[:, None, None]
+    # Kept inside the cube (a target outside cannot be rendered): at most a few hundredths, for corner objects.
+    far_xy = (anchor[:, None, :2] + reach * unit).clamp(-0.98, 0.98)
+    far = torch.cat([far_xy, anchor[:, None, 2:].expand(b, k, 1)], -1)
+    is_named = torch.arange(k)[None] == named[:, None]
+    far = torch.where(is_named[..., None], centres, far)
+    answers = torch.where(relational[:, None, None], far, centres)
+    answer_index = torch.where(relational, other, named)
+    target = answers[rows, answer_index]
+
+    def label(i: int, j: int) -> str:
+        return f"{names[i][j]} {NOUNS[KINDS[int(kind[i, j])]][noun[i]]}"
+
+    nm, ot, rel = named.tolist(), other.tolist(), relational.tolist()
+    instructions = [RELATION_PHRASES[phrase[i]].format(label(i, nm[i]), label(i, ot[i])) if rel[i]
+                    else instructions[i] for i in range(b)]
+    return target, answers, answer_index, instructions
 
 
 def tabletop_samples(

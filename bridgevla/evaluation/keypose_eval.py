@@ -4,7 +4,11 @@
 of every episode (the states evaluation queries: the arm at rest at its previous keypose) and compares it with the
 keypose the expert executed next. Per task it reports how often the position lands within a tolerance, how often
 stage 1 lands close enough for the stage-2 zoom to see the target, position and rotation errors, and the gripper and
-collision flags' accuracy.
+collision flags' accuracy; then the same per keypose index (the first keypose of a plan, the second, ...), with the
+share of stage-1 points within ``xy_tolerance`` in the table plane. That last one isolates the *decision* of a
+keypose — which object, which side of it — from its precision: for the first keypose of a task that names one object
+among several, it is the share of fresh scenes in which the policy went for the right one (docs/training.md uses it
+to follow grounding through training).
 
 Why it exists: a success rate needs a simulator and folds every error into one bit per episode; this needs only a
 dataset (any benchmark's demos, RLBench's included once imported) and says *which* part of a keypose is wrong. It
@@ -36,6 +40,7 @@ class KeyposeEvalConfig:
     position_tolerance: float = 0.02  # metres
     stage1_tolerance: float = 0.05  # metres: the stage-2 training noise (±5 cm) is what stage 2 learned to recover
     rotation_tolerance: float = 10.0  # degrees, geodesic
+    xy_tolerance: float = 0.04  # metres, stage 1 in the table plane: about a block's size, so "on the right object"
     device: str = "auto"
     out: str | None = None  # JSON file for the results (printed either way)
 
@@ -46,7 +51,7 @@ class KeyposeEvalConfig:
             raise ValueError("data must name a dataset folder of held-out episodes")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("position_tolerance", "stage1_tolerance", "rotation_tolerance"):
+        for name in ("position_tolerance", "stage1_tolerance", "rotation_tolerance", "xy_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -66,19 +71,34 @@ def _task_metrics(err: np.ndarray, err1: np.ndarray, rot: np.ndarray, grip: np.n
     }
 
 
+def _by_keypose(index: np.ndarray, err: np.ndarray, err1_xy: np.ndarray, rot: np.ndarray,
+                cfg: KeyposeEvalConfig) -> list[dict[str, float]]:
+    """One row per keypose index of the plans (0 = the first keypose from the episode's first frame)."""
+    rows = []
+    for j in np.unique(index):
+        m = index == j
+        rows.append({"index": int(j), "keyposes": int(m.sum()),
+                     "stage1_xy_within": float((err1_xy[m] <= cfg.xy_tolerance).mean()),
+                     "position_within": float((err[m] <= cfg.position_tolerance).mean()),
+                     "median_position_error_cm": float(np.median(err[m]) * 100),
+                     "rotation_within": float((rot[m] <= cfg.rotation_tolerance).mean())})
+    return rows
+
+
 @torch.no_grad()
-def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
-    """Per task metrics (see the module doc) plus ``"mean"`` (the unweighted mean over tasks). ``policy`` is a
-    ``BridgeVLAPolicy`` (anything with ``config``, ``predict`` and the same ``Prediction`` fields)."""
+def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str, Any]]:
+    """Per task metrics (see the module doc) plus ``"mean"`` (the unweighted mean over tasks); each task's also
+    holds ``"by_keypose"``, one row per keypose index. ``policy`` is a ``BridgeVLAPolicy`` (anything with
+    ``config``, ``predict`` and the same ``Prediction`` fields)."""
     data = DataConfig(root=str(cfg.data), tasks=list(cfg.tasks), episodes_per_task=cfg.episodes_per_task,
                       augmentation_every=0, instruction="first", cache=False)
     # The seed only picks the point subset (max_points): fixed, so two runs score the same clouds.
     ds = KeyframeDataset(data, list(policy.config.bounds), seed=0, max_points=int(policy.config.max_points),
                          memory=policy.config.memory_markers(),
                          cameras=list(policy.config.cameras))
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for task, refs in zip(ds.tasks, ds.by_task):
-        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("err", "err1", "rot", "grip", "coll")}
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("err", "err1", "err1_xy", "rot", "grip", "coll")}
         for k in range(0, len(refs), cfg.batch_size):
             chunk = refs[k:k + cfg.batch_size]
             batch = collate([ds.sample(r, np.random.default_rng([0, k, j])) for j, r in enumerate(chunk)])
@@ -86,18 +106,21 @@ def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str,
             target = batch.target_position.float()
             cols["err"].append((pred.position.float().cpu() - target).norm(dim=-1).numpy())
             cols["err1"].append((pred.stage1_position.float().cpu() - target).norm(dim=-1).numpy())
+            cols["err1_xy"].append((pred.stage1_position.float().cpu() - target)[:, :2].norm(dim=-1).numpy())
             cols["rot"].append(quaternion_angle(pred.quaternion.float().cpu(), batch.target_quaternion.float()).numpy())
             cols["grip"].append((pred.gripper_open.cpu() == (batch.target_gripper_open > 0.5)).numpy())
             cols["coll"].append((pred.ignore_collisions.cpu() == (batch.target_ignore_collisions > 0.5)).numpy())
         c = {k: np.concatenate(v) for k, v in cols.items()}
         results[task] = _task_metrics(c["err"], c["err1"], c["rot"], c["grip"], c["coll"], cfg)
-    keys = next(iter(results.values())).keys()
+        index = np.array([r.target for r in refs])
+        results[task]["by_keypose"] = _by_keypose(index, c["err"], c["err1_xy"], c["rot"], cfg)
+    keys = [k for k in next(iter(results.values())) if k != "by_keypose"]
     results["mean"] = {k: float(np.mean([r[k] for r in results.values()])) for k in keys}
     results["mean"]["keyposes"] = int(sum(r["keyposes"] for t, r in results.items() if t != "mean"))
     return results
 
 
-def markdown(results: dict[str, dict[str, float]], cfg: KeyposeEvalConfig) -> str:
+def markdown(results: dict[str, dict[str, Any]], cfg: KeyposeEvalConfig) -> str:
     head = (f"| task | keyposes | position ≤ {cfg.position_tolerance * 100:g} cm | stage 1 ≤ "
             f"{cfg.stage1_tolerance * 100:g} cm | median error (cm) | rotation ≤ {cfg.rotation_tolerance:g}° | "
             "median rotation error (°) | gripper | collision | all four |")
@@ -108,10 +131,20 @@ def markdown(results: dict[str, dict[str, float]], cfg: KeyposeEvalConfig) -> st
                      f"{r['median_position_error_cm']:.1f} | {r['rotation_within']:.2f} | "
                      f"{r['median_rotation_error_deg']:.1f} | {r['gripper_accuracy']:.2f} | "
                      f"{r['collision_accuracy']:.2f} | {r['all_within']:.2f} |")
+    lines += ["", f"Per keypose index (stage 1 within {cfg.xy_tolerance * 100:g} cm in the table plane: the right "
+              "object / side):", "",
+              f"| task | keypose | count | stage 1 xy ≤ {cfg.xy_tolerance * 100:g} cm | "
+              f"position ≤ {cfg.position_tolerance * 100:g} cm | median error (cm) | "
+              f"rotation ≤ {cfg.rotation_tolerance:g}° |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for task, r in results.items():
+        for row in r.get("by_keypose", []):
+            lines.append(f"| {task} | {row['index']} | {row['keyposes']} | {row['stage1_xy_within']:.2f} | "
+                         f"{row['position_within']:.2f} | {row['median_position_error_cm']:.1f} | "
+                         f"{row['rotation_within']:.2f} |")
     return "\n".join(lines)
 
 
-def evaluate_checkpoint(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
+def evaluate_checkpoint(cfg: KeyposeEvalConfig) -> dict[str, dict[str, Any]]:
     """Load ``cfg.checkpoint`` and score it (nothing written). ``cfg.out`` is checked for writability first, so a
     long evaluation never ends with results it cannot save."""
     from bridgevla.model.policy import BridgeVLAPolicy
@@ -124,12 +157,12 @@ def evaluate_checkpoint(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
     return keypose_accuracy(policy, cfg)
 
 
-def write_results(cfg: KeyposeEvalConfig, results: dict[str, dict[str, float]]) -> None:
+def write_results(cfg: KeyposeEvalConfig, results: dict[str, dict[str, Any]]) -> None:
     if cfg.out:
         atomic_write_json(cfg.out, results)
 
 
-def run(cfg: KeyposeEvalConfig) -> dict[str, dict[str, float]]:
+def run(cfg: KeyposeEvalConfig) -> dict[str, dict[str, Any]]:
     results = evaluate_checkpoint(cfg)
     write_results(cfg, results)
     return results

@@ -30,7 +30,8 @@ class Inference:
 class KeyposeSource(Protocol):
     metadata: dict[str, Any]
 
-    def infer(self, observation: Observation, return_heatmaps: bool = False) -> Inference: ...
+    def infer(self, observation: Observation, return_heatmaps: bool = False,
+              history: list[Keypose] | None = None) -> Inference: ...
 
     def close(self) -> None: ...
 
@@ -53,11 +54,14 @@ class PolicyClient:
         # Send exactly the cameras the server asks for (when it names them), so a robot with extra cameras works.
         self.cameras = cameras or list(self.metadata.get("cameras") or []) or None
 
-    def infer(self, observation: Observation, return_heatmaps: bool = False) -> Inference:
+    def infer(self, observation: Observation, return_heatmaps: bool = False,
+              history: list[Keypose] | None = None) -> Inference:
+        """The next keypose for ``observation``; ``history``: the keyposes executed so far this episode (the server
+        is stateless: a memory policy needs them with every request)."""
         from websockets.exceptions import ConnectionClosed
 
         t0 = time.perf_counter()
-        data = packb(observation_request(observation, self.cameras, return_heatmaps))
+        data = packb(observation_request(observation, self.cameras, return_heatmaps, history=history))
         t1 = time.perf_counter()
         try:
             self._ws.send(data)
@@ -94,9 +98,10 @@ class LocalPolicy:
         self.metadata = {"server": "local", "cameras": list(policy.config.cameras),
                          "bounds": list(policy.config.bounds), "preset": policy.config.preset}
 
-    def infer(self, observation: Observation, return_heatmaps: bool = False) -> Inference:
+    def infer(self, observation: Observation, return_heatmaps: bool = False,
+              history: list[Keypose] | None = None) -> Inference:
         t0 = time.perf_counter()
-        keypose = self.policy.act(observation)
+        keypose = self.policy.act(observation, history=history)
         ms = (time.perf_counter() - t0) * 1000
         return Inference(keypose, {"client_ms": ms, "infer_ms": ms, "server_ms": ms, "transport_ms": 0.0})
 

@@ -7,6 +7,8 @@ A request (one robot, one decision point)::
                         "intrinsics": (3, 3) float, "extrinsics": (4, 4) float camera-to-base}},
      "gripper_pose": (7,) float xyz + quaternion xyzw,  "gripper_open": float in [0, 1] or bool,
      "joint_positions": (J,) float            (optional)
+     "history": (H, 9) float                  (optional: the keyposes executed so far this episode, oldest first,
+                                               as RLBench action vectors; a memory policy draws them into its input)
      "return_heatmaps": bool                  (optional, default false)
      "request_id": str or int                 (optional, echoed)}
 
@@ -27,8 +29,8 @@ import numpy as np
 
 from benchmarks.protocol import CameraFrame, Keypose, Observation
 
-REQUEST_KEYS = ("instruction", "cameras", "gripper_pose", "gripper_open", "joint_positions", "return_heatmaps",
-                "request_id")
+REQUEST_KEYS = ("instruction", "cameras", "gripper_pose", "gripper_open", "joint_positions", "history",
+                "return_heatmaps", "request_id")
 CAMERA_KEYS = ("rgb", "depth", "intrinsics", "extrinsics")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
@@ -46,10 +48,12 @@ class RequestLimits:
     max_pixels: int = 1920 * 1080  # per camera
     max_instruction_chars: int = 512
     max_joints: int = 16
+    max_history: int = 256  # keyposes in a request's history
 
     def to_dict(self) -> dict[str, Any]:
         return {"cameras": list(self.cameras), "max_cameras": self.max_cameras, "max_pixels": self.max_pixels,
-                "max_instruction_chars": self.max_instruction_chars, "max_joints": self.max_joints}
+                "max_instruction_chars": self.max_instruction_chars, "max_joints": self.max_joints,
+                "max_history": self.max_history}
 
 
 @dataclass
@@ -57,6 +61,7 @@ class KeyposeRequest:
     observation: Observation
     return_heatmaps: bool = False
     request_id: Any = None
+    history: list[Keypose] = field(default_factory=list)  # executed this episode, oldest first
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +164,7 @@ def parse_request(msg: Any, limits: RequestLimits) -> KeyposeRequest:
         joints = _array(joints, "joint_positions", (None,), "f").astype(np.float64)
         if joints.shape[0] > limits.max_joints:
             raise RequestError(f"joint_positions has {joints.shape[0]} values; the limit is {limits.max_joints}")
+    history = _history(msg.get("history"), limits)
     heat = msg.get("return_heatmaps", False)
     if not isinstance(heat, bool):
         raise RequestError(f"return_heatmaps must be true or false, got {heat!r}")
@@ -167,7 +173,22 @@ def parse_request(msg: Any, limits: RequestLimits) -> KeyposeRequest:
         raise RequestError("request_id must be a string or an int of at most 128 characters")
     obs = Observation(cameras=frames, gripper_pose=pose, gripper_open=float(grip), joint_positions=joints,
                       joint_velocities=np.zeros_like(joints), instructions=[text])
-    return KeyposeRequest(obs, heat, rid)
+    return KeyposeRequest(obs, heat, rid, history)
+
+
+def _history(value: Any, limits: RequestLimits) -> list[Keypose]:
+    """The request's ``history`` rows (x, y, z, qx, qy, qz, qw, gripper_open, ignore_collisions) → keyposes."""
+    if value is None:
+        return []
+    rows = _array(value, "history", (None, 9), "f").astype(np.float64)
+    if rows.shape[0] > limits.max_history:
+        raise RequestError(f"history has {rows.shape[0]} keyposes; the limit is {limits.max_history}")
+    if (np.linalg.norm(rows[:, 3:7], axis=1) < 1e-6).any():
+        raise RequestError("history: a keypose's quaternion (columns 3-6, xyzw) is zero")
+    flags = rows[:, 7:]
+    if not np.isin(flags, (0.0, 1.0)).all():
+        raise RequestError("history: gripper_open and ignore_collisions (columns 7, 8) must be 0 or 1")
+    return [Keypose(r[:3].copy(), r[3:7] / np.linalg.norm(r[3:7]), bool(r[7]), bool(r[8])) for r in rows]
 
 
 def _wire_depth(depth: np.ndarray) -> np.ndarray:
@@ -178,9 +199,9 @@ def _wire_depth(depth: np.ndarray) -> np.ndarray:
 
 
 def observation_request(obs: Observation, cameras: list[str] | None = None, return_heatmaps: bool = False,
-                        request_id: Any = None) -> dict[str, Any]:
-    """An :class:`Observation` → a request dict (the inverse of :func:`parse_request`; arrays in the request's
-    dtypes so that the server sees bit-identical inputs)."""
+                        request_id: Any = None, history: list[Keypose] | None = None) -> dict[str, Any]:
+    """An :class:`Observation` (and the keyposes executed before it) → a request dict (the inverse of
+    :func:`parse_request`; arrays in the request's dtypes so that the server sees bit-identical inputs)."""
     names = list(obs.cameras) if cameras is None else cameras
     msg: dict[str, Any] = {
         "instruction": obs.instructions[0],
@@ -195,6 +216,8 @@ def observation_request(obs: Observation, cameras: list[str] | None = None, retu
         "gripper_open": float(obs.gripper_open),
         "joint_positions": np.asarray(obs.joint_positions, dtype=np.float64),
     }
+    if history:
+        msg["history"] = np.stack([k.to_array() for k in history]).astype(np.float64)
     if return_heatmaps:
         msg["return_heatmaps"] = True
     if request_id is not None:

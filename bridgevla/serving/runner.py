@@ -62,7 +62,7 @@ def run_episode(source: KeyposeSource, arm: SafeArm, cameras: Any, instruction: 
             run.end, run.error = "stopped", "stop requested by the operator"
             break
         try:
-            inference = source.infer(obs)
+            inference = source.infer(obs, history=list(run.executed))  # a memory policy needs the episode so far
         except Exception as e:  # noqa: BLE001 - a server error ends the episode, recorded; the robot stays put
             run.end, run.error = "policy_error", f"{type(e).__name__}: {e}"
             break

@@ -141,7 +141,8 @@ class _InferenceThread:
             start = time.perf_counter()
             try:
                 heat = any(j.request.return_heatmaps for j in jobs)
-                out = self.policy.act([j.request.observation for j in jobs], return_prediction=heat)
+                out = self.policy.act([j.request.observation for j in jobs], return_prediction=heat,
+                                      history=[j.request.history for j in jobs])
                 keyposes, pred = out if heat else (out, None)
                 infer_ms = (time.perf_counter() - start) * 1000
                 self.batches += 1
@@ -169,9 +170,10 @@ def _resolve(fut: asyncio.Future, result: Any, error: BaseException | None) -> N
 
 
 class PolicyServer:
-    """Serve ``policy`` (anything with ``act(list[Observation], return_prediction=...)``, ``config`` and ``bounds``,
-    i.e. a :class:`~bridgevla.model.policy.BridgeVLAPolicy`). ``start()`` runs it on a background thread (tests,
-    benchmarks); ``serve_forever()`` in the foreground (the CLI)."""
+    """Serve ``policy`` (anything with ``act(list[Observation], return_prediction=..., history=...)``, ``config``
+    and ``bounds``, i.e. a :class:`~bridgevla.model.policy.BridgeVLAPolicy`). ``start()`` runs it on a background
+    thread (tests, benchmarks); ``serve_forever()`` in the foreground (the CLI). Stateless: a request carries the
+    keyposes its episode executed so far (``history``), which a memory policy draws into its input."""
 
     def __init__(self, policy: Any, config: ServeConfig | None = None, checkpoint: str | Path | None = None) -> None:
         self.policy = policy

@@ -144,6 +144,17 @@ def test_grounding_accuracy_scores_an_oracle_one_and_a_distracted_policy_zero(vi
     assert res["accuracy"] == 0.0 and err > 0.1
 
 
+def test_grounding_accuracy_of_relational_prompts_asks_for_the_right_side():
+    cfg = SceneConfig(objects=(2, 4), table_points=50, points_per_object=20, relational=1.0)
+    batch = SceneBatches(cfg, 16, seed=2).batch(0)
+    assert bool((batch.answer_index != batch.target_index).all())  # every scene has >= 2 objects: all relational
+    assert grounding_accuracy(_OraclePolicy(batch.target), batch, "policy")["accuracy"] == 1.0
+    # Going to the named object itself (ignoring the relation) is wrong, as is its far side from another object
+    # whenever that differs from the asked one by more than the answers' spacing.
+    named = batch.centres[torch.arange(len(batch)), batch.target_index]
+    assert grounding_accuracy(_OraclePolicy(named), batch, "policy")["accuracy"] == 0.0
+
+
 def test_cli_reports_bad_config_values_in_one_line(tmp_path, capsys):
     assert main([*ARGS, f"train.out_dir={tmp_path}", "scenes.objects=[0,2]"]) == 2
     assert "scenes.objects" in capsys.readouterr().err

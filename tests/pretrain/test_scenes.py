@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pretrain.scenes import COLOUR_WORDS, NOUNS, PHRASES, SceneConfig, generate_scenes
+from pretrain.scenes import COLOUR_WORDS, NOUNS, PHRASES, RELATION_PHRASES, SceneConfig, generate_scenes
 from rendering import project, render
 
 SMALL = dict(table_points=300, points_per_object=200)
@@ -104,7 +104,59 @@ def test_colours_follow_the_palette_up_to_shading():
     (dict(table_height=(0.2, -0.2)), "table_height"),
     (dict(table_points=0), "table_points"),
     (dict(layout_span=1.5), "layout_span"),
+    (dict(relational=1.5), "relational"),
+    (dict(relation_distance=0.0), "relation_distance"),
 ])
 def test_bad_scene_config_values_are_refused_by_name(kw, match):
     with pytest.raises(ValueError, match=match):
         SceneConfig(**kw)
+
+
+def test_plain_scenes_answer_with_the_named_objects_centre_and_are_unchanged_by_the_relational_option():
+    plain = _scenes(5, b=16)
+    assert torch.equal(plain.answers, plain.centres) and torch.equal(plain.answer_index, plain.target_index)
+    # relational=1 changes targets and prompts, never the objects: the relation draws come after everything else.
+    rel = _scenes(5, b=16, relational=1.0)
+    assert torch.equal(rel.points, plain.points) and torch.equal(rel.target_index, plain.target_index)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_relational_targets_lie_beyond_the_named_object_away_from_the_other(seed):
+    cfg = SceneConfig(**SMALL, relational=1.0, relation_distance=2.5)
+    sb = generate_scenes(cfg, 16, torch.Generator().manual_seed(seed))
+    for i in range(len(sb)):
+        count, named, other = int(sb.present[i].sum()), int(sb.target_index[i]), int(sb.answer_index[i])
+        if count < 2:  # a lone object has no relation: a plain prompt
+            assert other == named and torch.equal(sb.target[i], sb.centres[i, named])
+            continue
+        assert other != named and other < count and torch.equal(sb.target[i], sb.answers[i, other])
+        a, o = sb.centres[i, named], sb.centres[i, other]
+        # The footprint half-size h from the object's own points: their farthest distance from the centre in the table
+        # plane is h (a cylinder's radius) up to h*sqrt(2) (a square box's corner).
+        reach = float((_object_points(sb, i, named)[:, :2] - a[:2]).norm(dim=-1).max())
+        beyond = sb.target[i, :2] - a[:2]
+        if sb.target[i, :2].abs().max() < 0.98:  # not clamped at the cube's side
+            # 2.5 half-sizes from the centre, on the line from the other object through the named one.
+            assert 2.5 * reach / 2 ** 0.5 - 1e-4 <= float(beyond.norm()) <= 2.5 * reach + 1e-4
+            cos = torch.dot(beyond, a[:2] - o[:2]) / (beyond.norm() * (a[:2] - o[:2]).norm())
+            assert float(cos) == pytest.approx(1.0, abs=1e-4)
+        assert float(sb.target[i, 2]) == pytest.approx(float(a[2]))  # at the named object's top height
+        assert bool((sb.target[i].abs() <= 1).all())
+        # The prompt names the named object first, then the other, with their colours and kinds' nouns.
+        text = sb.instructions[i]
+        first, second = sb.colour_names[i][named], sb.colour_names[i][other]
+        assert any(text.startswith(p.split("{}")[0]) for p in RELATION_PHRASES)
+        assert text.index(f"{first} ") < text.index(f"{second} ")
+        # Every other answer is the far side from that object; the named object's own answer is its centre.
+        assert torch.equal(sb.answers[i, named], a)
+        for j in range(count):
+            if j != named and sb.answers[i, j, :2].abs().max() < 0.98:
+                d = sb.answers[i, j, :2] - a[:2]
+                assert float(torch.dot(d, a[:2] - sb.centres[i, j, :2])) > 0
+
+
+def test_relational_share_follows_the_config():
+    sb = generate_scenes(SceneConfig(**SMALL, relational=0.5, objects=(2, 5)), 400, torch.Generator().manual_seed(0))
+    share = float((sb.answer_index != sb.target_index).float().mean())
+    assert 0.42 < share < 0.58

@@ -67,6 +67,8 @@ def test_an_exact_policy_scores_one_everywhere(dataset):
         assert r["position_within"] == r["stage1_within"] == r["rotation_within"] == r["all_within"] == 1.0
         assert r["median_position_error_cm"] == pytest.approx(0.0, abs=1e-4)
         assert r["median_rotation_error_deg"] == pytest.approx(0.0, abs=0.1)
+    assert [(row["index"], row["keyposes"]) for row in res["reach"]["by_keypose"]] == [(0, 2), (1, 2), (2, 2)]
+    assert all(row["stage1_xy_within"] == row["position_within"] == 1.0 for row in res["push"]["by_keypose"])
 
 
 def test_known_errors_are_measured(dataset):
@@ -84,11 +86,40 @@ def test_known_errors_are_measured(dataset):
     assert "| **mean** | 9 |" in markdown(loose, _cfg(dataset))
 
 
+class _LateMissStub(_StubPolicy):
+    """Exact, except that stage 1 lands 5 cm off in y for targets beyond x = 0.05 (the dataset's keyposes 1 and 2:
+    keypose j sits at x = 0.1 j) and 6 cm too high everywhere."""
+
+    def predict(self, batch) -> Prediction:
+        pred = super().predict(batch)
+        late = (batch.target_position[:, 0] > 0.05).float()
+        pred.stage1_position = batch.target_position + torch.stack(
+            [torch.zeros_like(late), 0.05 * late, torch.full_like(late, 0.06)], -1)
+        return pred
+
+
+def test_by_keypose_separates_the_decision_of_each_keypose_from_its_height(dataset):
+    res = keypose_accuracy(_LateMissStub(), _cfg(dataset))
+    for task in ("reach", "push"):
+        rows = res[task]["by_keypose"]
+        assert [row["index"] for row in rows] == [0, 1, 2]
+        # The 6 cm height error is ignored in the table plane; the 5 cm sideways miss is not (tolerance 4 cm).
+        assert [row["stage1_xy_within"] for row in rows] == [1.0, 0.0, 0.0]
+        assert all(row["position_within"] == 1.0 for row in rows)  # stage 2 is exact
+        assert res[task]["stage1_within"] == 0.0  # in 3D, every stage-1 point is >= 6 cm off
+    assert keypose_accuracy(_LateMissStub(), _cfg(dataset, xy_tolerance=0.06))["reach"]["by_keypose"][1][
+        "stage1_xy_within"] == 1.0
+    table = markdown(res, _cfg(dataset))
+    assert "| reach | 1 | 2 | 0.00 | 1.00 |" in table and "| push | 0 | 1 | 1.00 | 1.00 |" in table
+
+
 def test_bad_config_values_are_named(dataset):
     with pytest.raises(ValueError, match="checkpoint"):
         KeyposeEvalConfig(data=dataset)
     with pytest.raises(ValueError, match="data"):
         KeyposeEvalConfig(checkpoint="x")
+    with pytest.raises(ValueError, match="xy_tolerance"):
+        KeyposeEvalConfig(checkpoint="x", data=dataset, xy_tolerance=0)
     with pytest.raises(ValueError, match="rotation_tolerance"):
         load_config(KeyposeEvalConfig, None, ["checkpoint=x", f"data={dataset}", "rotation_tolerance=0"])
     with pytest.raises(ValueError, match="data.root"):

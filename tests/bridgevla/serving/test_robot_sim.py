@@ -68,6 +68,31 @@ def test_served_runner_reproduces_bridgevla_eval(checkpoint, tmp_path):
         assert srv2.stats["served"] == 0 and [r["success"] for r in again] == [r["success"] for r in records]
 
 
+def test_a_served_memory_policy_runs_the_same_episodes_as_eval(tmp_path):
+    # The runner sends the keyposes executed so far with each request and the stateless server passes them to act():
+    # a memory policy then acts as under `bridgevla eval`, whose agent keeps the history itself.
+    policy = tiny_policy(seed=2, bounds=[-0.1, -0.35, 0.65, 0.6, 0.35, 1.35], max_points=3000, memory_keyposes=2)
+    ckpt = policy.save_pretrained(tmp_path / "policy")
+    evals = evaluate(EvalConfig(checkpoint=str(ckpt), tasks=["lift_block"], episodes=2, max_keyposes=4, env=ENV,
+                                out_dir=str(tmp_path / "eval"), device="cpu", progress=False))
+    cfg = RobotConfig(backend="sim", max_keyposes=4, log_dir=str(tmp_path / "robot"), safety=_permissive(),
+                      sim=SimConfig(tasks=["lift_block"], episodes=2, env=ENV))
+    received: list[list[np.ndarray]] = []
+    act = policy.act
+    policy.act = lambda obs, **kw: received.extend([[k.to_array() for k in h] for h in kw["history"]]) or act(obs, **kw)
+    with PolicyServer(policy, ServeConfig(port=0, max_batch=1), checkpoint=ckpt) as srv, \
+            PolicyClient(f"127.0.0.1:{srv.port}") as client:
+        records = run_sim(cfg, client)
+    assert [(r["success"], r["keyposes"]) for r in records] == [(r["success"], r["keyposes"]) for r in evals]
+    # Request j of an episode carried exactly the j keyposes that episode executed before it.
+    episodes = [load_episode(p) for p in list_episodes(tmp_path / "robot" / "episodes")]
+    expected = [[k.to_array() for k in ep.keyposes[:j]] for ep in episodes
+                for j in range(len(ep.extra["predictions"]))]
+    assert len(received) == len(expected) and max(len(h) for h in expected) >= 1
+    for got, want in zip(received, expected):
+        assert len(got) == len(want) and all(np.allclose(g, w) for g, w in zip(got, want))
+
+
 def test_rejections_are_logged_and_never_executed(checkpoint, tmp_path):
     policy, _ = checkpoint
     tight = SafetyConfig(workspace=[0.0, 0.0, 0.0, 0.01, 0.01, 0.01], margin=0.0)  # nothing fits

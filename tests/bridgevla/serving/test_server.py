@@ -83,6 +83,10 @@ def test_health_check_and_api_key(policy):
     (lambda r: r["cameras"]["front"].update(rgb=np.zeros((400, 400, 3), np.uint8),
                                             depth=np.zeros((400, 400), np.float32)), "160000 pixels"),
     (lambda r: r["cameras"]["front"]["extrinsics"].__setitem__((slice(0, 3), 3), 50.0), "no point"),
+    (lambda r: r.update(history=np.zeros((2, 8))), r"history has shape \(2, 8\); expected \(N, 9\)"),
+    (lambda r: r.update(history=np.array([[0.3, 0, 1, 0, 0, 0, 1, 0.5, 0]])), "must be 0 or 1"),
+    (lambda r: r.update(history=np.array([[0.3, 0, 1, 0, 0, 0, 0, 1, 0]], float)), "quaternion"),
+    (lambda r: r.update(history=np.tile([0.3, 0, 1, 0, 0, 0, 1, 1, 0], (300, 1))), "limit is 256"),
 ])
 def test_bad_requests_get_a_clear_error_then_close_1011(server, mutate, match):
     req = observation_request(table_observation(3))
@@ -250,3 +254,29 @@ def msgpack_numpy_unpackb(raw):
     from openpi_client import msgpack_numpy
 
     return msgpack_numpy.unpackb(raw)
+
+
+def test_a_served_memory_policy_gets_the_episodes_history():
+    """The server is stateless: the client sends the keyposes executed so far, and a memory policy's reply is then
+    exactly act(observation, history=...) in-process (it was act(observation) before: a silent wrong answer)."""
+    from benchmarks.protocol import Keypose
+    from bridgevla.serving.client import LocalPolicy
+    from tests.bridgevla.model_helpers import tiny_policy
+
+    memory = tiny_policy(seed=3, bounds=[-0.3, -0.5, 0.6, 0.7, 0.5, 1.6], max_points=2000, memory_keyposes=2).eval()
+    obs = table_observation(5)
+    history = [Keypose([0.1, 0.1, 1.1], [0, 0, 0, 1.0], True, False),
+               Keypose([0.25, -0.1, 1.0], [0, 0, 0.6, 0.8], False, True)]
+    _, with_history = memory.act(obs, return_prediction=True, history=history)
+    _, without = memory.act(obs, return_prediction=True)
+    assert not np.allclose(with_history.views[0].numpy(), without.views[0].numpy())  # the markers are drawn
+    assert not np.allclose(with_history.heatmaps[0][0].numpy(), without.heatmaps[0][0].numpy(), atol=1e-5)
+    with PolicyServer(memory, ServeConfig(port=0, max_pixels=100_000)) as srv, \
+            PolicyClient(f"127.0.0.1:{srv.port}") as client:
+        served = client.infer(obs, return_heatmaps=True, history=history)
+        np.testing.assert_allclose(served.heatmaps["stage1"], with_history.heatmaps[0][0].numpy(), atol=1e-5)
+        first = client.infer(obs, return_heatmaps=True)
+        np.testing.assert_allclose(first.heatmaps["stage1"], without.heatmaps[0][0].numpy(), atol=1e-5)
+    local = LocalPolicy(memory).infer(obs, history=history).keypose
+    ref = memory.act(obs, history=history)
+    np.testing.assert_allclose(local.position, ref.position)
