@@ -12,7 +12,7 @@ treats as an optional capability: a benchmark without it simply cannot run the e
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,13 +83,13 @@ class PolicyAgent:
 
     name = "policy"
 
-    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+    def __init__(self, checkpoint: str, device: str = "auto", runtime: dict[str, Any] | None = None) -> None:
         import torch
 
         from bridgevla.model.policy import BridgeVLAPolicy  # lazy: baselines must run without the model stack
 
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.policy = BridgeVLAPolicy.from_pretrained(checkpoint, device=dev)
+        self.policy = BridgeVLAPolicy.from_pretrained(checkpoint, device=dev, **(runtime or {}))
         self.policy.eval()
         # None: not recording. A list: the runner wants a picture per step (views + heatmaps of both stages).
         self.frames: list[Any] | None = None
@@ -147,6 +147,7 @@ class AgentSpec:
     checkpoint: str | None = None
     device: str = "auto"
     bounds: tuple[float, ...] = (-0.3, -0.5, 0.6, 0.7, 0.5, 1.6)
+    runtime: dict[str, Any] = field(default_factory=dict)  # the policy's speed settings (EvalConfig.runtime)
 
 
 def make_agent(spec: AgentSpec) -> Agent:
@@ -157,5 +158,5 @@ def make_agent(spec: AgentSpec) -> Agent:
     if spec.name == "policy":
         if not spec.checkpoint:
             raise ValueError("checkpoint: the 'policy' agent needs --checkpoint DIR")
-        return PolicyAgent(spec.checkpoint, spec.device)
+        return PolicyAgent(spec.checkpoint, spec.device, spec.runtime)
     raise ValueError(f"agents: unknown agent {spec.name!r}; choose from {list(AGENT_NAMES)}")

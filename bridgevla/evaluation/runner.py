@@ -74,6 +74,9 @@ class EvalConfig:
     ray_num_gpus: float = 0.0  # per Ray actor: give the policy agent a GPU share on GPU clusters
     out_dir: str = "runs/eval"
     device: str = "auto"
+    # Speed settings for the loaded policy instead of the saved ones (from_pretrained's runtime overrides, e.g.
+    # {compile: model, compile_mode: reduce-overhead} on a GPU); they do not change the maths.
+    runtime: dict[str, Any] = field(default_factory=dict)
     # The random baseline's box, and the workspace keyposes must lie in when the environment declares none.
     bounds: list[float] = field(default_factory=lambda: [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6])
     workspace_tolerance: float = WORKSPACE_TOLERANCE  # metres outside the workspace still clamped; beyond: refused
@@ -88,6 +91,9 @@ class EvalConfig:
     suite: str = ""
 
     def __post_init__(self) -> None:
+        from bridgevla.model.config import check_runtime
+
+        check_runtime(self.runtime, "eval")
         for name in ("episodes", "max_keyposes", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
@@ -377,7 +383,8 @@ def evaluate(cfg: EvalConfig, env: Environment | None = None, allow_code: bool =
         path = out / EPISODES_FILE
         done = read_done(path)
         todo = [s for s in specs if s.key not in done]
-        agent_specs = [AgentSpec(a, cfg.checkpoint, cfg.device, tuple(cfg.bounds)) for a in cfg.agents]
+        agent_specs = [AgentSpec(a, cfg.checkpoint, cfg.device, tuple(cfg.bounds), dict(cfg.runtime))
+                       for a in cfg.agents]
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="eval", disable=not cfg.progress,
                    dynamic_ncols=True)
         with path.open("a") as f:

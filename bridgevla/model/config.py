@@ -74,6 +74,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 # (BridgeVLAPolicy.from_pretrained(dir, compile="model", ...)).
 RUNTIME_FIELDS = ("attn_implementation", "gradient_checkpointing", "static_shapes", "compile", "compile_mode")
 
+
+def check_runtime(runtime: dict[str, Any], where: str) -> None:
+    """A job's ``runtime`` overrides for ``from_pretrained`` (eval, serve): only ``RUNTIME_FIELDS``, checked when the
+    job's config is built rather than in a worker after the environments have started."""
+    unknown = sorted(set(runtime) - set(RUNTIME_FIELDS))
+    if unknown:
+        raise ValueError(f"{where}.runtime: only the runtime settings {list(RUNTIME_FIELDS)} can be set, got {unknown}")
+
 REFERENCE_BOUNDS_LIST = [-0.3, -0.5, 0.6, 0.7, 0.5, 1.6]
 
 # Sanity limits, far above any real model (PaliGemma-3B: vocabulary 257 216, widths <= 16 384, 27 layers), so that a

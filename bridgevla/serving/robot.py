@@ -34,6 +34,12 @@ class PolicySourceConfig:
     api_key: str | None = None  # or BRIDGEVLA_API_KEY in the environment
     checkpoint: str = ""  # a policy directory, run in this process, when no server is given
     device: str = "auto"
+    runtime: dict[str, Any] = field(default_factory=dict)  # the in-process policy's speed settings (as eval's)
+
+    def __post_init__(self) -> None:
+        from bridgevla.model.config import check_runtime
+
+        check_runtime(self.runtime, "policy")
 
 
 @dataclass
@@ -79,7 +85,7 @@ def open_source(cfg: PolicySourceConfig) -> KeyposeSource:
         from bridgevla.model.policy import BridgeVLAPolicy
         from bridgevla.serving.server import resolve_device
 
-        policy = BridgeVLAPolicy.from_pretrained(cfg.checkpoint, device=resolve_device(cfg.device))
+        policy = BridgeVLAPolicy.from_pretrained(cfg.checkpoint, device=resolve_device(cfg.device), **cfg.runtime)
         policy.eval()
         return LocalPolicy(policy)
     raise ValueError("policy: set policy.server (ws://host:port) or policy.checkpoint (a policy directory)")

@@ -58,10 +58,16 @@ class ServeConfig:
     max_cameras: int = 8
     max_instruction_chars: int = 512
     cameras: list[str] = field(default_factory=list)  # required cameras; empty = the policy's config.cameras
+    # Speed settings for the loaded policy instead of the saved ones (from_pretrained's runtime overrides, e.g.
+    # {compile: model, compile_mode: reduce-overhead} on a GPU); they do not change the maths.
+    runtime: dict[str, Any] = field(default_factory=dict)
     threads: int = 1  # torch intra-op threads
     decode_workers: int = 2  # threads that decode and validate requests
 
     def __post_init__(self) -> None:
+        from bridgevla.model.config import check_runtime
+
+        check_runtime(self.runtime, "serve")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         for name in ("max_batch", "max_pixels", "max_cameras", "max_instruction_chars", "threads", "decode_workers"):
@@ -367,7 +373,7 @@ def load_server(cfg: ServeConfig) -> PolicyServer:
 
     if not cfg.checkpoint or not Path(cfg.checkpoint).is_dir():
         raise ValueError(f"checkpoint: {cfg.checkpoint!r} is not a policy directory (train.out_dir/policy)")
-    policy = BridgeVLAPolicy.from_pretrained(cfg.checkpoint, device=resolve_device(cfg.device))
+    policy = BridgeVLAPolicy.from_pretrained(cfg.checkpoint, device=resolve_device(cfg.device), **cfg.runtime)
     return PolicyServer(policy, cfg, checkpoint=cfg.checkpoint)
 
 

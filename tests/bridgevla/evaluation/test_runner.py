@@ -188,6 +188,7 @@ def test_summary_matches_hand_computed_mean_and_std(tmp_path):
         ({"seeds": [1, 1]}, "eval.seeds"),
         ({"workers": 0}, "eval.workers"),
         ({"bounds": [0, 1], "agents": ["random"]}, "eval.bounds"),
+        ({"runtime": {"heatmap_sigma": 3.0}}, "eval.runtime"),  # a model setting, not a speed one
     ],
 )
 def test_bad_eval_config_values_name_the_key(data, key):
@@ -238,3 +239,15 @@ def test_keyposes_outside_the_workspace_fail_the_episode_quoting_requested_vs_al
     recs = evaluate(_cfg(tmp_path / "2", agents=["random"], episodes=1, seeds=[0], max_keyposes=2), allow_code=True)
     # Clamped to z = 0.6, which FakeEnv still calls below the table (z < 0.7): a failure the env reports, not the guard.
     assert all(r["clamped"] == 1 and r["error"] == "below the table" for r in recs)
+
+
+def test_runtime_settings_reach_the_loaded_policy(tmp_path):
+    from bridgevla.evaluation.agents import AgentSpec, make_agent
+    from tests.bridgevla.model_helpers import tiny_policy
+
+    ckpt = tiny_policy(seed=0).save_pretrained(tmp_path / "p")
+    plain = make_agent(AgentSpec("policy", str(ckpt), "cpu"))
+    eager = make_agent(AgentSpec("policy", str(ckpt), "cpu", runtime={"attn_implementation": "eager"}))
+    assert plain.policy.config.attn_implementation == "sdpa" and eager.policy.config.attn_implementation == "eager"
+    cfg = EvalConfig(checkpoint=str(ckpt), agents=["policy"], runtime={"attn_implementation": "eager"})
+    assert cfg.runtime == {"attn_implementation": "eager"}

@@ -270,13 +270,22 @@ def test_a_served_memory_policy_gets_the_episodes_history():
     _, with_history = memory.act(obs, return_prediction=True, history=history)
     _, without = memory.act(obs, return_prediction=True)
     assert not np.allclose(with_history.views[0].numpy(), without.views[0].numpy())  # the markers are drawn
-    assert not np.allclose(with_history.heatmaps[0][0].numpy(), without.heatmaps[0][0].numpy(), atol=1e-5)
     with PolicyServer(memory, ServeConfig(port=0, max_pixels=100_000)) as srv, \
             PolicyClient(f"127.0.0.1:{srv.port}") as client:
-        served = client.infer(obs, return_heatmaps=True, history=history)
-        np.testing.assert_allclose(served.heatmaps["stage1"], with_history.heatmaps[0][0].numpy(), atol=1e-5)
-        first = client.infer(obs, return_heatmaps=True)
-        np.testing.assert_allclose(first.heatmaps["stage1"], without.heatmaps[0][0].numpy(), atol=1e-5)
+        served = client.infer(obs, return_heatmaps=True, history=history).heatmaps["stage1"]
+        first = client.infer(obs, return_heatmaps=True).heatmaps["stage1"]
+    # A random tiny model's heatmaps are nearly flat, so compare distances rather than a fixed tolerance: each served
+    # map is (all but) identical to its in-process twin and measurably different from the other one.
+    ref_with, ref_without = with_history.heatmaps[0][0].numpy(), without.heatmaps[0][0].numpy()
+    gap = np.abs(ref_with - ref_without).max()
+    assert gap > 0
+    assert np.abs(served - ref_with).max() < gap / 10 and np.abs(first - ref_without).max() < gap / 10
     local = LocalPolicy(memory).infer(obs, history=history).keypose
     ref = memory.act(obs, history=history)
     np.testing.assert_allclose(local.position, ref.position)
+
+
+def test_serve_runtime_accepts_only_speed_settings():
+    assert ServeConfig(runtime={"compile": "layers"}).runtime == {"compile": "layers"}
+    with pytest.raises(ValueError, match="serve.runtime"):
+        ServeConfig(runtime={"bounds": [0, 0, 0, 1, 1, 1]})
