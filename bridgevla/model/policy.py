@@ -316,32 +316,43 @@ class BridgeVLAPolicy(nn.Module):
             cube_points=[p1, p2z],
         )
 
-    def input_cloud(self, observation: Observation, history: Sequence[Keypose] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def input_cloud(self, observation: Observation, history: Sequence[Keypose] | None = None,
+                    cloud: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The world cloud ``act()`` feeds the model for ``observation``: the policy's cameras through the shared
         preprocessing (cropped to the bounds), then the training point budget with one fixed seed for every
         observation, so the same observation gives the same keypose alone or anywhere in a batch, then (memory
         policies only) the markers of ``history``, the keyposes executed so far. Returns points (N, 3) float32 world
-        metres and colours (N, 3) float32 in [0, 1]. Raises :class:`EmptyCloudError` when no point is usable."""
+        metres and colours (N, 3) float32 in [0, 1]. Raises :class:`EmptyCloudError` when no point is usable.
+        ``cloud``: the observation's cropped cloud when the caller already built it (:meth:`observation_cloud`)."""
         cameras = list(self.config.cameras) or None
-        points, colors = observation_cloud(observation, self.bounds, cameras)
+        points, colors = cloud if cloud is not None else observation_cloud(observation, self.bounds, cameras)
         if len(points) == 0:  # checked before the memory markers, which are not seen points
             raise EmptyCloudError(empty_cloud_reason(observation, self.bounds, cameras))
         points, colors = subsample_cloud(points, colors, self.config.max_points, np.random.default_rng(0))
         return add_memory_markers(points, colors, [(k.position, k.gripper_open) for k in history or []],
                                   self.config.memory_markers())
 
+    def observation_cloud(self, observation: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """The first step of :meth:`input_cloud`: the policy's cameras back-projected and cropped to its bounds.
+        A caller that needs the cloud anyway (the server rejects a request with no point inside the bounds before
+        queueing it) passes it to :meth:`act` (``clouds``), so it is built once."""
+        return observation_cloud(observation, self.bounds, list(self.config.cameras) or None)
+
     @torch.no_grad()
     def act(
         self, observation: Observation | Sequence[Observation], return_prediction: bool = False,
         history: Sequence[Keypose] | Sequence[Sequence[Keypose]] | None = None,
+        clouds: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Keypose | list[Keypose] | tuple[Keypose | list[Keypose], Prediction]:
         """Observation(s) → next keypose(s), through the shared preprocessing (``prepare_cloud``); the first
         instruction phrasing is the prompt. ``return_prediction`` also returns the views and heatmaps.
 
         ``history``: the keyposes executed so far in the episode, oldest first (one list per observation when
         ``observation`` is a list). Used only by a policy with ``memory_keyposes > 0``, which draws the last ones into
-        the cloud as it was trained to; None or empty = the episode's first keypose."""
+        the cloud as it was trained to; None or empty = the episode's first keypose.
+
+        ``clouds``: each observation's :meth:`observation_cloud`, when the caller already built them (one per
+        observation, in order); None builds them here."""
         single = isinstance(observation, Observation)
         observations = [observation] if single else list(observation)
         if not observations or not all(isinstance(o, Observation) for o in observations):
@@ -351,12 +362,14 @@ class BridgeVLAPolicy(nn.Module):
         if len(histories) != len(observations):
             raise ValueError(f"history must hold one keypose list per observation ({len(observations)}), "
                              f"got {len(histories)}")
+        if clouds is not None and len(clouds) != len(observations):
+            raise ValueError(f"clouds must hold one cloud per observation ({len(observations)}), got {len(clouds)}")
         samples = []
         for i, obs in enumerate(observations):
             if not isinstance(obs.instructions, (list, tuple)) or not obs.instructions:
                 raise ValueError(f"observation[{i}].instructions must be a non-empty list of strings")
             try:
-                points, colors = self.input_cloud(obs, histories[i])
+                points, colors = self.input_cloud(obs, histories[i], None if clouds is None else clouds[i])
             except EmptyCloudError as e:  # a keypose guessed from an empty picture must never reach an arm
                 raise ValueError(f"observation[{i}] has no usable points: {e}") from None
             samples.append({"points": points, "colors": colors, "instruction": obs.instructions[0]})

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridgevla.data.preprocess import observation_cloud
 from bridgevla.serving.messages import KeyposeRequest, RequestError, RequestLimits, keypose_reply, parse_request
 from bridgevla.serving.wire import WireError, packb, unpackb
 
@@ -97,6 +96,7 @@ def weights_sha256(policy: Any, checkpoint: str | Path | None = None) -> str:
 @dataclass
 class _Job:
     request: KeyposeRequest
+    cloud: tuple[Any, Any]  # the observation's cloud, built once while validating the request
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     enqueued: float
@@ -112,9 +112,10 @@ class _InferenceThread:
         self.thread = threading.Thread(target=self._run, name="bridgevla-inference", daemon=True)
         self.thread.start()
 
-    def submit(self, request: KeyposeRequest, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+    def submit(self, request: KeyposeRequest, cloud: tuple[Any, Any], loop: asyncio.AbstractEventLoop
+               ) -> asyncio.Future:
         fut = loop.create_future()
-        self.jobs.put(_Job(request, fut, loop, time.perf_counter()))
+        self.jobs.put(_Job(request, cloud, fut, loop, time.perf_counter()))
         return fut
 
     def close(self) -> None:
@@ -148,7 +149,7 @@ class _InferenceThread:
             try:
                 heat = any(j.request.return_heatmaps for j in jobs)
                 out = self.policy.act([j.request.observation for j in jobs], return_prediction=heat,
-                                      history=[j.request.history for j in jobs])
+                                      history=[j.request.history for j in jobs], clouds=[j.cloud for j in jobs])
                 keyposes, pred = out if heat else (out, None)
                 infer_ms = (time.perf_counter() - start) * 1000
                 self.batches += 1
@@ -176,10 +177,11 @@ def _resolve(fut: asyncio.Future, result: Any, error: BaseException | None) -> N
 
 
 class PolicyServer:
-    """Serve ``policy`` (anything with ``act(list[Observation], return_prediction=..., history=...)``, ``config``
-    and ``bounds``, i.e. a :class:`~bridgevla.model.policy.BridgeVLAPolicy`). ``start()`` runs it on a background
-    thread (tests, benchmarks); ``serve_forever()`` in the foreground (the CLI). Stateless: a request carries the
-    keyposes its episode executed so far (``history``), which a memory policy draws into its input."""
+    """Serve ``policy``: anything with ``observation_cloud(observation)``, ``act(list[Observation],
+    return_prediction=..., history=..., clouds=...)``, ``config`` and ``bounds``, i.e. a
+    :class:`~bridgevla.model.policy.BridgeVLAPolicy`. ``start()`` runs it on a background thread (tests,
+    benchmarks); ``serve_forever()`` in the foreground (the CLI). Stateless: a request carries the keyposes its
+    episode executed so far (``history``), which a memory policy draws into its input."""
 
     def __init__(self, policy: Any, config: ServeConfig | None = None, checkpoint: str | Path | None = None) -> None:
         self.policy = policy
@@ -225,16 +227,19 @@ class PolicyServer:
         return None
 
     # ------------------------------------------------------------------ one connection
-    def _prepare(self, raw: bytes) -> tuple[KeyposeRequest, int, float, float]:
+    def _prepare(self, raw: bytes) -> tuple[KeyposeRequest, tuple[Any, Any], float, float]:
         t0 = time.perf_counter()
         msg = unpackb(raw, max_array_bytes=int(self.config.max_message_mb * (1 << 20)))
         t1 = time.perf_counter()
         req = parse_request(msg, self.limits)
-        points, _ = observation_cloud(req.observation, self.bounds, list(self.limits.cameras) or None)
+        # The policy's own first preprocessing step (its cameras, its bounds), on a decode thread: checked here so a
+        # useless request fails before it queues, and handed to act() so it is not built twice.
+        cloud = self.policy.observation_cloud(req.observation)
+        points = cloud[0]
         if len(points) == 0:
             raise RequestError(f"no point of the observation lies inside the scene bounds {self.bounds.to_list()} "
                                "(check that extrinsics are camera-to-base and depth is in metres)")
-        return req, len(points), (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+        return req, cloud, (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
 
     async def _fail(self, ws: Any, message: str) -> None:
         import websockets
@@ -264,12 +269,12 @@ class PolicyServer:
             try:
                 if isinstance(raw, str):
                     raise RequestError("requests must be binary msgpack frames, got a text frame")
-                req, num_points, decode_ms, validate_ms = await loop.run_in_executor(self._pool, self._prepare, raw)
+                req, cloud, decode_ms, validate_ms = await loop.run_in_executor(self._pool, self._prepare, raw)
             except (WireError, RequestError) as e:
                 self.stats["bad_requests"] += 1
                 await self._fail(ws, f"bad request: {e}")
                 return
-            fut = self._inference.submit(req, loop)
+            fut = self._inference.submit(req, cloud, loop)
             try:
                 keypose, maps, infer_ms, batch, queue_ms = await fut
             except asyncio.CancelledError:
@@ -279,7 +284,7 @@ class PolicyServer:
                 self.stats["internal_errors"] += 1
                 await self._fail(ws, f"internal error: {type(e).__name__}: {e}")
                 return
-            reply = keypose_reply(keypose, num_points)
+            reply = keypose_reply(keypose, len(cloud[0]))
             if maps is not None:
                 reply["heatmaps"] = maps
             if req.request_id is not None:

@@ -289,3 +289,21 @@ def test_serve_runtime_accepts_only_speed_settings():
     assert ServeConfig(runtime={"compile": "layers"}).runtime == {"compile": "layers"}
     with pytest.raises(ValueError, match="serve.runtime"):
         ServeConfig(runtime={"bounds": [0, 0, 0, 1, 1, 1]})
+
+
+def test_the_server_builds_each_requests_cloud_once(policy, monkeypatch):
+    import bridgevla.model.policy as policy_module
+
+    calls = []
+    real = policy_module.observation_cloud
+    monkeypatch.setattr(policy_module, "observation_cloud", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    obs = table_observation(7)
+    ref = policy.act(obs)
+    assert len(calls) == 1
+    with PolicyServer(policy, ServeConfig(port=0, max_pixels=100_000)) as srv, \
+            PolicyClient(f"127.0.0.1:{srv.port}") as client:
+        served = client.infer(obs).keypose
+    assert len(calls) == 2  # once to validate the request; act() reuses it
+    np.testing.assert_allclose(served.position, ref.position, atol=1e-5)
+    with pytest.raises(ValueError, match="one cloud per observation"):
+        policy.act([obs, obs], clouds=[policy.observation_cloud(obs)])
