@@ -21,6 +21,7 @@ from rendering.bounds import SceneBounds
 
 _MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
 DIAGNOSIS_MOVE = 0.02  # m: a body that moved less since reset is "not moved" for diagnose()
+DIAGNOSIS_TURN = 15.0  # degrees: ... unless it turned more (a tap's handle turns in place)
 _STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to rest)
 
 
@@ -127,20 +128,25 @@ class EmbeddedEnv:
             pert.place_distractors(sim, t, self._expert, variation, seed, self.config.perturbation)
             mujoco.mj_forward(sim.model, sim.data)
         self._start_xpos = sim.data.xpos.copy()  # where every body was: diagnose() compares against it
+        self._start_xquat = sim.data.xquat.copy()
         return self._observation(cameras=True)
 
     def diagnose(self) -> str | None:
         """What the episode did to the scene, for failure analysis (``bridgevla.evaluation.failures``): which objects
-        moved by more than ``DIAGNOSIS_MOVE`` metres since reset, grouped by top-level body and judged against the
-        task's own objects (``manipulated`` and ``receivers``). A failed episode without an error is then "moved a
-        distractor" (the wrong object), "moved the task's objects without reaching the goal" (the right object, the
-        wrong place, order or precision) or "no object moved" (missed everything)."""
+        moved by more than ``DIAGNOSIS_MOVE`` metres or turned by more than ``DIAGNOSIS_TURN`` degrees since reset,
+        grouped by top-level body and judged against the task's own objects (``manipulated`` and ``receivers``; and
+        ``Task.acted_on`` for changes a pose does not keep, a button pressed and sprung back). A failed episode
+        without an error is then "moved a distractor" (the wrong object), "moved the task's objects without reaching
+        the goal" (the right object, the wrong place, order or precision) or "no object moved" (missed everything)."""
         if self._task is None or self._sim is None:
             return None
         sim, t = self._sim, self._task
         m = sim.model
         robot = m.body_rootid[sim.body_id("panda_link0")]
-        moved = np.linalg.norm(sim.data.xpos - self._start_xpos, axis=1) > DIAGNOSIS_MOVE
+        # Rotation angle between unit quaternions: 2 acos |<q0, q1>|.
+        dot = np.abs(np.sum(sim.data.xquat * self._start_xquat, axis=1)).clip(max=1.0)
+        turned = np.degrees(2 * np.arccos(dot)) > DIAGNOSIS_TURN
+        moved = (np.linalg.norm(sim.data.xpos - self._start_xpos, axis=1) > DIAGNOSIS_MOVE) | turned
         roots = {int(m.body_rootid[b]) for b in np.flatnonzero(moved) if b > 0 and m.body_rootid[b] != robot}
         names = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, r) for r in roots}
         own = set(t.manipulated) | set(getattr(t, "receivers", ()))
@@ -152,7 +158,7 @@ class EmbeddedEnv:
         other = sorted(names - own)
         if other:
             return f"moved a distractor: {', '.join(other)}"
-        if names & own:
+        if names & own or t.acted_on(sim):
             return "moved the task's objects without reaching the goal"
         return "no object moved"
 

@@ -237,3 +237,35 @@ def test_diagnose_says_what_a_failed_episode_did_to_the_scene():
         assert run_expert(env, "lift_block", 0, 3).success  # the same scene, solved: the grasps above were sound
     finally:
         env.close()
+
+
+def test_diagnose_counts_turns_and_presses_that_positions_do_not_show():
+    import mujoco
+
+    from benchmarks.embedded.tasks.base import body_pos
+    from benchmarks.protocol import environment_diagnosis
+
+    env = EmbeddedEnv()
+    try:
+        for yaw, want in ((np.radians(10.0), "no object moved"), (np.radians(30.0), "moved a distractor: block1")):
+            env.reset("lift_block", 0, 3)
+            sim = env._sim
+            pos = body_pos(sim, "block1")
+            quat = sim.data.xquat[sim.body_id("block1")]  # wxyz; turn it in place about z, position unchanged
+            turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+            out = np.zeros(4)
+            mujoco.mju_mulQuat(out, turn, quat)
+            sim.set_free_body(sim.body_id("block1"), pos, out)
+            mujoco.mj_forward(sim.model, sim.data)
+            assert environment_diagnosis(env) == want, yaw
+        # push_buttons variation 4 asks for two buttons in order; pressing the first and stopping leaves every cap
+        # where it was (the buttons spring back) but is the task's objects acted on, not "nothing moved".
+        env.reset("push_buttons", 4, 0)
+        plan = env.expert_keyposes()
+        assert len(plan) == 4
+        for k in plan[:2]:
+            result = env.step(k)
+        assert not result.success and env._task.acted_on(env._sim)
+        assert environment_diagnosis(env) == "moved the task's objects without reaching the goal"
+    finally:
+        env.close()

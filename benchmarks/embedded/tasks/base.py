@@ -62,6 +62,11 @@ class Task(ABC):
         """Called after every control tick (tasks that must see an order of events, e.g. button presses)."""
         return None  # noqa: B027 - deliberately optional
 
+    def acted_on(self, sim: Sim) -> bool:
+        """Whether the episode changed the task's objects in a way their poses no longer show (a button pressed and
+        sprung back): the environment's failure diagnosis counts it as the task's objects moved."""
+        return False
+
 
 # ------------------------------------------------------------------------- helpers
 def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:

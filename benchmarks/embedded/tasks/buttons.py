@@ -102,3 +102,6 @@ class PushButtons(Task):
     def success(self, sim: Sim) -> bool:
         return self._pressed == self._sequence
 
+    def acted_on(self, sim: Sim) -> bool:
+        return bool(self._pressed)  # a pressed button springs back: only the press record shows it
+
