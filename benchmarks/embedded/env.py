@@ -7,6 +7,7 @@ import zlib
 
 import mujoco
 import numpy as np
+import torch
 
 from benchmarks.embedded import perturbations as pert
 from benchmarks.embedded.config import EmbeddedConfig
@@ -17,6 +18,7 @@ from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks import ALL_TASKS, TASKS
 from benchmarks.embedded.tasks.base import Task, quat_xyzw_from_matrix
 from benchmarks.protocol import Keypose, KeyposeRejected, Observation, StepResult, WorkspaceGuard
+from rendering import quaternion_angle
 from rendering.bounds import SceneBounds
 
 _MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
@@ -143,9 +145,9 @@ class EmbeddedEnv:
         sim, t = self._sim, self._task
         m = sim.model
         robot = m.body_rootid[sim.body_id("panda_link0")]
-        # Rotation angle between unit quaternions: 2 acos |<q0, q1>|.
-        dot = np.abs(np.sum(sim.data.xquat * self._start_xquat, axis=1)).clip(max=1.0)
-        turned = np.degrees(2 * np.arccos(dot)) > DIAGNOSIS_TURN
+        # MuJoCo's quaternions are wxyz, the renderer's xyzw; the angle, 2 acos |<q0, q1>|, is the same in either order.
+        turned = quaternion_angle(torch.from_numpy(sim.data.xquat), torch.from_numpy(self._start_xquat)).numpy()
+        turned = turned > DIAGNOSIS_TURN
         moved = (np.linalg.norm(sim.data.xpos - self._start_xpos, axis=1) > DIAGNOSIS_MOVE) | turned
         roots = {int(m.body_rootid[b]) for b in np.flatnonzero(moved) if b > 0 and m.body_rootid[b] != robot}
         names = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, r) for r in roots}
