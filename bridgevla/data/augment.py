@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from bridgevla.data.recolour import RecolourConfig, recolour_batch
 from rendering import SceneBounds, crop_to_bounds
 from rendering.transforms import rotate_quaternions, transform_points, yaw_matrix
 
@@ -30,6 +31,8 @@ class AugmentConfig:
     translation: float = 0.125  # fraction of each bound side; uniform in ±translation·side per axis
     yaw_degrees: float = 45.0  # uniform in ±yaw_degrees about the world z axis through the target
     max_tries: int = 10
+    # Colour permutation of the scene and its instruction together (bridgevla/data/recolour.py); off by default.
+    recolour: RecolourConfig = field(default_factory=RecolourConfig)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.translation <= 1.0:
@@ -91,10 +94,12 @@ def augment_clouds(points: Tensor, mask: Tensor, target_position: Tensor, target
 
 def augment_batch(batch: Any, bounds: SceneBounds, cfg: AugmentConfig,
                   generator: torch.Generator | None = None) -> Any:
-    """The same on a ``PolicyBatch`` (any dataclass with points/mask/target_position/target_quaternion)."""
+    """The same on a ``PolicyBatch`` (any dataclass with points/colors/mask/instructions/target_position/
+    target_quaternion), followed by the colour permutation when ``cfg.recolour`` asks for it."""
     pts, mask, pos, quat = augment_clouds(batch.points, batch.mask, batch.target_position, batch.target_quaternion,
                                           bounds, cfg, generator)
-    return dataclasses.replace(batch, points=pts, mask=mask, target_position=pos, target_quaternion=quat)
+    batch = dataclasses.replace(batch, points=pts, mask=mask, target_position=pos, target_quaternion=quat)
+    return recolour_batch(batch, cfg.recolour, generator) if cfg.enabled else batch
 
 
 def step_generator(seed: int, micro_step: int, device: torch.device) -> torch.Generator:

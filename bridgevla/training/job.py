@@ -22,6 +22,7 @@ from bridgevla.configuration import ConfigError, load_config, to_dict
 from bridgevla.data.augment import AugmentConfig, augment_batch, step_generator
 from bridgevla.data.batch import PolicyBatch
 from bridgevla.data.dataset import DataConfig, KeyframeBatches, KeyframeDataset
+from bridgevla.data.recolour import marker_colour_clash
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.training.config import FreezeConfig, LoraConfig, OptimConfig, TrainConfig
 from bridgevla.training.loop import Trainer, TrainResult, apply_freezing, apply_lora, resolve_device, trainer_rank
@@ -51,6 +52,14 @@ class TrainJobConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     init: InitConfig = field(default_factory=InitConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.memory_keyposes > 0 and self.augment.enabled and self.augment.recolour.probability > 0:
+            clash = marker_colour_clash(self.augment.recolour)
+            if clash:
+                raise ValueError(f"augment.recolour.colours {clash} would recolour the memory markers "
+                                 f"(model.memory_keyposes={self.model.memory_keyposes}: cyan = open, magenta = "
+                                 "closed) and change what they mean; leave those colours out of the permutation")
 
 
 # Keys that may change between a run and its resume: extending a run or changing how it reports is fine.
