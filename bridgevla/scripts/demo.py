@@ -15,7 +15,8 @@ per task (success vs demos). Layout of ``out_dir``::
     eval/                        the combined table (results.md/csv/png/json), failure reasons
     curve.md, curve.json         success vs demos per task
     demo_results.json            {"task": mean success over seeds, ..., "mean": ...}
-    demo_run.json                minutes per phase, steps done / planned per training run, per-seed results
+    demo_run.json                minutes per phase of this invocation, steps done / planned and the training minutes
+                                 of every training run, per-seed results
 
 Every phase resumes: generation skips finished episodes, training continues from its last checkpoint (and is skipped
 when its policy is already saved), evaluation skips episodes already in its JSONL. Re-running after a crash or a
@@ -124,8 +125,13 @@ def _phase_steps(summary_path: Path, name: str) -> dict[str, Any]:
     short: the demo's result then reflects the machine's speed and load, not the recipe (docs/training.md)."""
     s = json.loads(summary_path.read_text())
     done, planned = int(s["last_step"]), int(s.get("steps_planned", s["last_step"]))
+    # The run's own training time, not this invocation's (a re-run that only resumes finished phases takes ~0 min):
+    # "minutes" covers the last session of the run, "minutes_steps" the steps it did (all of them unless resumed).
+    seconds = s.get("seconds")
     info = {"steps_done": done, "steps_planned": planned, "complete": done >= planned,
-            "steps_per_second": s.get("train_steps_per_second")}
+            "steps_per_second": s.get("train_steps_per_second"),
+            "minutes": None if seconds is None else round(float(seconds) / 60, 2),
+            "minutes_steps": s.get("steps_this_session")}
     if done < planned:
         bar = "!" * 100
         print(f"\n{bar}\nWARNING: {name} stopped by its time cap after {done} of {planned} steps "
@@ -134,6 +140,14 @@ def _phase_steps(summary_path: Path, name: str) -> dict[str, Any]:
               "demo was tuned on.\nRaise the cap (e.g. job.train.time_limit_minutes=0 = no cap) or run on an idle "
               f"machine.\n{bar}\n", file=sys.stderr, flush=True)
     return info
+
+
+def _minutes_text(info: dict[str, Any]) -> str:
+    if info.get("minutes") is None:
+        return ""
+    steps = info.get("minutes_steps")
+    part = "" if steps in (None, info["steps_done"]) else f" for its last {steps} steps"
+    return f" ({info['minutes']:.1f} min{part})"
 
 
 def _done(out: Path) -> bool:
@@ -296,8 +310,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     print(failures["md"].read_text())
     print("phases: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     for seed, run in runs.items():
-        print(f"seed {seed} steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" for k, v in run.items()
-                                                 if k.startswith(("pretrain", "train")))
+        print(f"seed {seed} steps: " + ", ".join(f"{k} {v['steps_done']}/{v['steps_planned']}" + _minutes_text(v)
+                                                 for k, v in run.items() if k.startswith(("pretrain", "train")))
               + ("" if all(v["complete"] for k, v in run.items() if k.startswith(("pretrain", "train")))
                  else "  <- CUT SHORT by a time cap, see the warning above"))
     print(f"policy success JSON: {json_path}; run record (minutes, steps done/planned): {out / 'demo_run.json'}")

@@ -60,7 +60,8 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     for seed in ("3", "5"):
         r = run["runs"][seed]
         assert r["pretrain"] == {"steps_done": 2, "steps_planned": 2, "complete": True, "grounding": ANY,
-                                 "steps_per_second": ANY}
+                                 "steps_per_second": ANY, "minutes": ANY, "minutes_steps": 2}
+        assert r["train"]["minutes"] > 0 and r["train"]["minutes_steps"] == 3
         assert r["train"]["steps_done"] == r["train_demos_1"]["steps_done"] == 3
         # the seed reached both phases: pre-training and fine-tuning were seeded with it
         saved = yaml.safe_load((tmp_path / f"seed_{seed}" / "train" / "config.yaml").read_text())
@@ -87,6 +88,10 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     assert demo_main(args) == 0
     text = capsys.readouterr().out
     assert text.count("policy already trained") == 4 and text.count("already pre-trained") == 2
+    # the re-run's own phases took no time, but the record keeps each training run's minutes
+    rerun = json.loads((tmp_path / "demo_run.json").read_text())
+    assert rerun["runs"]["3"]["train"]["minutes"] == run["runs"]["3"]["train"]["minutes"]
+    assert "train 3/3 (" in text and " min)" in text
     assert {p: p.read_text().splitlines() for p in tmp_path.glob("**/episodes.jsonl")} == lines  # none re-run
 
 
@@ -104,11 +109,15 @@ def test_a_phase_cut_short_by_its_time_cap_is_recorded_and_warned(tmp_path, caps
     path = tmp_path / "summary.json"
     path.write_text(json.dumps({"last_step": 90, "steps_planned": 1000, "train_steps_per_second": 0.2}))
     assert _phase_steps(path, "heatmap pre-training") == {"steps_done": 90, "steps_planned": 1000,
-                                                          "complete": False, "steps_per_second": 0.2}
+                                                          "complete": False, "steps_per_second": 0.2,
+                                                          "minutes": None, "minutes_steps": None}
     err = capsys.readouterr().err
     assert "WARNING: heatmap pre-training stopped by its time cap after 90 of 1000 steps (9%" in err
     path.write_text(json.dumps({"last_step": 1000, "steps_planned": 1000, "train_steps_per_second": 2.5}))
     assert _phase_steps(path, "fine-tuning")["complete"] and capsys.readouterr().err == ""
+    path.write_text(json.dumps({"last_step": 1000, "steps_planned": 1000, "seconds": 600.0, "steps_this_session": 400}))
+    info = _phase_steps(path, "fine-tuning")
+    assert info["minutes"] == 10.0 and info["minutes_steps"] == 400
 
 
 FAKE_DEMO = "tests.benchmarks.fake_demo_env:FakeDemoEnv"
