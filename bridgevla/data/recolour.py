@@ -158,12 +158,16 @@ def recolour_batch(batch: Any, cfg: RecolourConfig, generator: torch.Generator |
     applied = torch.rand(b, generator=generator, device=dev) < cfg.probability
     perm = torch.argsort(torch.rand(b, c, generator=generator, device=dev), dim=-1)
     perm = torch.where(applied[:, None], perm, torch.arange(c, device=dev).expand(b, c))
-    cls = colour_classes(colors, albedo, cfg.min_saturation, cfg.max_residual)  # (B, N)
-    hit = cls >= 0
+    # Only saturated points of recoloured samples can change (~1 in 10 of a tabletop cloud): classify just those.
+    mx, mn = colors.max(-1).values, colors.min(-1).values
+    sample, point = (applied[:, None] & (mx - mn >= cfg.min_saturation * mx) & (mx > 0)).nonzero(as_tuple=True)
+    y = colors[sample, point]  # (M, 3)
+    cls = colour_classes(y, albedo, cfg.min_saturation, cfg.max_residual)
     safe = cls.clamp_min(0)
-    target = torch.gather(perm, 1, safe)  # (B, N): the colour each point becomes
-    moved = hit & (target != safe)  # a colour the permutation keeps stays bit-identical
-    new_colors = torch.where(moved[..., None], reshade(colors, albedo[safe], albedo[target]), colors)
+    target = perm[sample, safe]  # the colour each candidate point becomes
+    moved = (cls >= 0) & (target != safe)  # a colour the permutation keeps stays bit-identical
+    new_colors = colors.clone()
+    new_colors[sample, point] = torch.where(moved[:, None], reshade(y, albedo[safe], albedo[target]), y)
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in cfg.colours) + r")\b", re.IGNORECASE)
     names = [n.lower() for n in cfg.colours]
     perm_rows = perm.tolist()

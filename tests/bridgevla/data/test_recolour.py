@@ -147,3 +147,28 @@ def test_memory_markers_colours_are_refused_in_the_permutation() -> None:
     four = AugmentConfig(recolour=RecolourConfig(probability=0.5, colours=["red", "green", "blue", "yellow"]))
     TrainJobConfig(model=BridgeVLAConfig(preset="tiny", memory_keyposes=3), augment=four)
     TrainJobConfig(model=BridgeVLAConfig(preset="tiny"), augment=every)  # no markers, no clash
+
+
+def test_batched_recolour_matches_a_per_point_reference() -> None:
+    """The vectorised path (only saturated points of recoloured samples are classified) against a plain loop that
+    classifies every point of every sample, with the same draws."""
+    cfg = RecolourConfig(probability=0.6, colours=PALETTE)
+    gen = torch.Generator().manual_seed(5)
+    pal = torch.stack([lit(ALBEDO[i % 8], 0.5 + 0.1 * (i % 7), 0.02 * (i % 3)) for i in range(120)])
+    colors = torch.cat([torch.rand(4, 80, 3, generator=gen), pal.view(1, 120, 3).expand(4, -1, -1)], 1)
+    b = PolicyBatch(points=torch.zeros(4, 200, 3), colors=colors, mask=torch.ones(4, 200, dtype=torch.bool),
+                    instructions=["the red one"] * 4)
+    out = recolour_batch(b, cfg, torch.Generator().manual_seed(11))
+    g = torch.Generator().manual_seed(11)  # the same draws, in the same order
+    applied = torch.rand(4, generator=g) < cfg.probability
+    perm = torch.argsort(torch.rand(4, 8, generator=g), dim=-1)
+    assert 0 < int(applied.sum()) < 4
+    for s in range(4):
+        for n in range(200):
+            y = colors[s, n]
+            k = int(colour_classes(y[None], ALBEDO, cfg.min_saturation, cfg.max_residual)[0])
+            if not applied[s] or k < 0 or int(perm[s, k]) == k:
+                want = y
+            else:
+                want = reshade(y, ALBEDO[k], ALBEDO[int(perm[s, k])])
+            assert torch.allclose(out.colors[s, n], want, atol=1e-6), (s, n)
