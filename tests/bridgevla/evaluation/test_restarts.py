@@ -94,8 +94,12 @@ def test_a_worker_process_that_dies_is_replaced_and_its_episode_rerun(tmp_path):
                          env={"crash_seed": crash_seed, "mode": "die", "marker": str(tmp_path / "m")}))
     assert (tmp_path / "m").exists()  # a worker did die
     assert _outcomes(once) == _outcomes(clean)
-    # both episodes in flight became suspects and reran alone; neither killed its process again: nothing charged
-    assert [r["restarts"] for r in once] == [0, 0, 0, 0]
+    # Which episodes were in flight when the worker died depends on timing. Both (the usual case): both become
+    # suspects and rerun alone, neither kills its process again (the crash happens once), nothing is charged. Only
+    # the killer (its neighbour had just finished): it ran alone, so it is charged one restart and reruns. Either
+    # way no other episode is ever charged.
+    charged = [(r["episode"], r["restarts"]) for r in once if r["restarts"]]
+    assert charged in ([], [(0, 1)]), charged
 
 
 @pytest.mark.slow
