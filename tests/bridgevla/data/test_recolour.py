@@ -120,10 +120,16 @@ def test_bad_config_is_refused(kwargs, message) -> None:
 
 
 def test_custom_rgb_names_a_new_colour() -> None:
-    cfg = RecolourConfig(probability=1.0, colours=["red", "lime"], rgb={"lime": [0.5, 1.0, 0.0]})
+    lime = [0.5, 1.0, 0.0]
+    cfg = RecolourConfig(probability=1.0, colours=["red", "lime"], rgb={"lime": lime})
     b = _batch(["red"], "the red cube")
-    out = recolour_batch(b, cfg, torch.Generator().manual_seed(0))
-    assert out.instructions[0] in ("the red cube", "the lime cube")
+    seen = set()
+    for seed in range(12):
+        out = recolour_batch(b, cfg, torch.Generator().manual_seed(seed))
+        seen.add(out.instructions[0])
+        got = colour_classes(out.colors[0, :4], torch.tensor([list(COLOURS["red"]), lime]), 0.66, 0.05)
+        assert (got == (1 if out.instructions[0] == "the lime cube" else 0)).all(), (out.instructions[0], got)
+    assert seen == {"the red cube", "the lime cube"}
 
 
 def test_job_config_loads_recolour_and_names_a_bad_key() -> None:
