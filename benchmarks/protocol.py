@@ -279,6 +279,11 @@ def environment_workspace(env: Any) -> SceneBounds | None:
     return box
 
 
+# What counts as "moved" for an environment's ``diagnose()``, shared so that every benchmark's diagnoses mean the same:
+DIAGNOSIS_MOVE = 0.02  # m: an object that moved less since reset is "not moved" ...
+DIAGNOSIS_TURN = 15.0  # degrees: ... unless it turned more (a tap's handle or a lid turns in place)
+
+
 def environment_diagnosis(env: Any) -> str | None:
     """What the episode just run did to the scene, when the environment can say (an optional ``diagnose()`` method
     returning a short sentence, e.g. the embedded benchmark's "moved a distractor: block2"); None otherwise. Failure

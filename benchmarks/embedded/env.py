@@ -17,13 +17,19 @@ from benchmarks.embedded.scene import scene_mjcf
 from benchmarks.embedded.sim import Sim
 from benchmarks.embedded.tasks import ALL_TASKS, TASKS
 from benchmarks.embedded.tasks.base import Task, quat_xyzw_from_matrix
-from benchmarks.protocol import Keypose, KeyposeRejected, Observation, StepResult, WorkspaceGuard
+from benchmarks.protocol import (
+    DIAGNOSIS_MOVE,
+    DIAGNOSIS_TURN,
+    Keypose,
+    KeyposeRejected,
+    Observation,
+    StepResult,
+    WorkspaceGuard,
+)
 from rendering import quaternion_angle
 from rendering.bounds import SceneBounds
 
 _MIN_SPEED = 0.3  # rad/s: moving ticks stay well above PerAct's 0.1 "stopped" threshold
-DIAGNOSIS_MOVE = 0.02  # m: a body that moved less since reset is "not moved" for diagnose()
-DIAGNOSIS_TURN = 15.0  # degrees: ... unless it turned more (a tap's handle turns in place)
 _STEP_SETTLE = 0.1  # s of physics closing every step (a pushed block comes to rest)
 
 

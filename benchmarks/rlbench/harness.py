@@ -11,7 +11,8 @@ table). This module holds the common part:
 - :class:`CoppeliaEnv`: ``reset`` restores a stored test episode (the numpy RNG state RLBench pickles with every demo,
   then ``TaskEnvironment.reset_to_demo``) or seeds a live reset; ``step`` converts our keypose to the harness's
   action; planner, IK and invalid-action errors end the episode as a failure; anything else the simulator raises is
-  a :class:`~benchmarks.protocol.SimulatorError` after the simulator is shut down (the next ``reset`` relaunches it).
+  a :class:`~benchmarks.protocol.SimulatorError` after the simulator is shut down (the next ``reset`` relaunches it);
+  ``diagnose`` says which of the task's objects a failed episode moved (for failure analysis).
 
 Test episodes are identified by the runner's seed: ``run, episode = split_episode_seed(seed)``; stored sets are
 indexed like RLBench's ``get_demos(from_episode_number=episode, random_selection=False)``, i.e. the episode-th folder
@@ -33,8 +34,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from benchmarks.protocol import (
+    DIAGNOSIS_MOVE,
+    DIAGNOSIS_TURN,
     MAX_EPISODE_KEYPOSES,
     CameraFrame,
     Keypose,
@@ -50,6 +54,7 @@ from benchmarks.rlbench.demo_io import (
     import_rlbench_episode,
 )
 from benchmarks.rlbench.pickles import load_rlbench_pickle
+from rendering import quaternion_angle
 
 CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist")
 INSTALL = "see docs/benchmarks.md (benchmarks/rlbench/install.sh installs it)"
@@ -218,6 +223,7 @@ class CoppeliaEnv:
         self._inits_since_load = 0  # init_episode calls since the task was loaded (COLOSSEUM's factor RNGs)
         self._last: Observation | None = None
         self._source: Path | None = None  # the stored test episode the current one was rebuilt from
+        self._start_poses: list[tuple[Any, np.ndarray, np.ndarray]] | None = None  # see _object_poses
         self._steps = 0
         self.launches = 0  # how often the simulator was launched (restarts after crashes show here)
 
@@ -308,6 +314,7 @@ class CoppeliaEnv:
         self._check_task(task)
         run, episode = split_episode_seed(seed)
         stored = self._stored_episode(task, run, episode) if self.config.test_root else None
+        self._start_poses = None  # a reset that fails must not leave the last episode's poses to diagnose against
         try:
             self._ensure(task, episode)
             te = self._task_env
@@ -328,6 +335,7 @@ class CoppeliaEnv:
                 descriptions, obs = te.reset()
             self._inits_since_load += 1
             self._on_reset(obs)
+            self._start_poses = self._object_poses()
             self._steps = 0
             self._source = stored[0] if stored is not None else None
             self._last = convert_observation(
@@ -379,6 +387,49 @@ class CoppeliaEnv:
             raise ValueError(f"{self.benchmark}: the expert replays stored test demos; set env.test_root")
         return list(import_rlbench_episode(self._source, cameras=[], keyframe_start=self.keyframe_start).keyposes)
 
+    def _object_poses(self) -> list[tuple[Any, np.ndarray, np.ndarray]] | None:
+        """(object, position, xyzw quaternion) of every shape in the task's tree, listed as RLBench's own
+        ``Task.set_initial_objects_in_scene`` does (``get_base().get_objects_in_tree``). Shapes only: the tree's
+        dummies are waypoints, and its joints and sensors ride on shapes. The objects themselves are kept because a
+        grasped object is re-parented to the gripper and leaves the task's tree until released. None when they
+        cannot be read: this is analysis only and must not fail the reset."""
+        try:
+            shape = self._mods["pyrep.const"].ObjectType.SHAPE
+            objects = self._task_env._task.get_base().get_objects_in_tree(object_type=shape, exclude_base=True)
+            return [(o, np.asarray(o.get_position(), dtype=np.float64),
+                     np.asarray(o.get_quaternion(), dtype=np.float64)) for o in objects]
+        except Exception:  # a simulator that really failed fails the next step instead
+            return None
+
+    def diagnose(self) -> str | None:
+        """What the episode did to the scene, for failure analysis (``bridgevla.evaluation.failures``): the task's
+        shapes that moved more than ``DIAGNOSIS_MOVE`` metres or turned more than ``DIAGNOSIS_TURN`` degrees since
+        reset, and what the gripper still holds: "moved objects without reaching the goal: <names>[ (holding
+        <names>)]" or "no object moved". RLBench tasks do not say which of their objects the instruction is about
+        (no ``manipulated``/``receivers`` lists as in the embedded benchmark), so this cannot tell the right object
+        from a distractor. Not seen: a press that keeps no pose (a button that springs back) and objects outside the
+        task's tree (COLOSSEUM's distractor models). None when there is no episode to diagnose."""
+        if self._last is None or self._task_env is None or self._start_poses is None:
+            return None  # before the first reset, after a failed one, or the simulator crashed and was shut down
+        try:
+            held = {o.get_name() for o in self._task_env._task.robot.gripper.get_grasped_objects()}
+            # an object the task deleted during the episode has no pose to compare: left out
+            now = [(o.get_name(), p, q, np.asarray(o.get_position(), dtype=np.float64),
+                    np.asarray(o.get_quaternion(), dtype=np.float64))
+                   for o, p, q in self._start_poses if o.still_exists()]
+        except Exception:  # a dying simulator raises anything: better no diagnosis than a wrong one
+            return None
+        touched = set(held)
+        for name, p0, q0, p1, q1 in now:
+            # PyRep's get_quaternion() is xyzw, as quaternion_angle takes it
+            turn = float(quaternion_angle(torch.from_numpy(q1), torch.from_numpy(q0)))
+            if np.linalg.norm(p1 - p0) > DIAGNOSIS_MOVE or turn > DIAGNOSIS_TURN:
+                touched.add(name)
+        if not touched:
+            return "no object moved"
+        holding = f" (holding {', '.join(sorted(held))})" if held else ""
+        return f"moved objects without reaching the goal: {', '.join(sorted(touched))}{holding}"
+
     def _crash(self, error: Exception, where: str) -> None:
         self._shutdown()
         raise SimulatorError(f"{self.benchmark} simulator failed during {where}: {type(error).__name__}: {error}"
@@ -386,7 +437,7 @@ class CoppeliaEnv:
 
     def _shutdown(self) -> None:
         env, self._env, self._task_env, self._task_name, self._env_key = self._env, None, None, None, None
-        self._last = None
+        self._last, self._start_poses = None, None
         if env is not None:
             try:
                 env.shutdown()

@@ -31,10 +31,14 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 OUT_OF_KEYPOSES = "out of keyposes (no error: wrong target, order or precision)"
 # An episode that ran out of keyposes without an error, split by what the environment saw happen to the scene
-# (``diagnosis`` in the record, from an environment with ``diagnose()``: the embedded benchmark), first match wins.
+# (``diagnosis`` in the record, from an environment with ``diagnose()``), first match wins. The embedded benchmark
+# knows its task's objects and tells right from wrong; the CoppeliaSim harnesses (RLBench, COLOSSEUM, GemBench) only
+# see that some of the task's objects moved, so their episodes get a category that does not claim either.
 DIAGNOSES: list[tuple[str, re.Pattern[str]]] = [
     ("wrong object (moved a distractor)", re.compile(r"^moved a distractor")),
     ("right object, goal not reached (place, order or precision)", re.compile(r"^moved the task's objects")),
+    ("objects moved, goal not reached (right or wrong object unknown)",
+     re.compile(r"^moved objects without reaching the goal")),
     ("nothing moved (missed every object)", re.compile(r"^no object moved")),
 ]
 OTHER = "other error"

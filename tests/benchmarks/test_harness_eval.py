@@ -30,6 +30,9 @@ def test_bridgevla_eval_rlbench_writes_the_published_table(fake_harness, tmp_pat
     assert table in capsys.readouterr().out
     records = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == 16 and {r["env_seed"] for r in records} == {0, 1, 10_000, 10_001}
+    # the harness's diagnosis reaches the JSONL (the random keyposes never touch the cube; successes get none)
+    assert [r.get("diagnosis") for r in records if r["agent"] == "random"] == ["no object moved"] * 8
+    assert all("diagnosis" not in r for r in records if r["agent"] == "expert")
     assert sorted(p.name for p in out.iterdir()) == [
         "episodes.jsonl", "failures.json", "failures.md", "results.csv", "results.json", "results.md", "results.png",
         "table.csv", "table.json", "table.md", "table.png"]

@@ -1,6 +1,7 @@
 """The fake simulator's state (stands in for CoppeliaSim behind stepjam/PyRep @ 231a1ac ``pyrep/backend/sim.py``).
 
-One world per launch: a table top (z = TABLE_Z, |x|, |y| <= 1), cubes (top faces), named objects, a step counter.
+One world per launch: a table top (z = TABLE_Z, |x|, |y| <= 1), cubes (top faces; a ``Shape`` of the cube's name
+is its pose), named objects and who their parents are (``get_objects_in_tree``), a step counter.
 Tests flip the module-level switches to exercise failure paths.
 """
 
@@ -19,8 +20,9 @@ PLANNER_EXCEPTION: Exception | None = None  # the next get_path raises this (onc
 class World:
     def __init__(self) -> None:
         self.table_rgb = np.array([0.6, 0.45, 0.3])
-        self.cubes: list[dict] = []  # {"xy": (2,), "half": float, "top": float, "rgb": (3,)}
+        self.cubes: list[dict] = []  # {"name", "xy": (2,), "half", "top", "rgb": (3,), "quat": (4,) xyzw}
         self.objects: dict[str, object] = {}
+        self.parents: dict[str, str] = {}  # object name -> its parent's name (the task's base, the gripper's tip)
         self.steps = 0
         # Planner rules, set by the loaded task: collision-checked planning fails where ``blocked(position)``;
         # every planning fails where ``unreachable(position)``.

@@ -1,10 +1,16 @@
-"""Fake of stepjam/PyRep @ 231a1ac ``pyrep/objects/object.py``: a named pose (4x4 matrix) in the world."""
+"""Fake of stepjam/PyRep @ 231a1ac ``pyrep/objects/object.py``: a named pose (4x4 matrix) in the world.
+
+Every pose accessor goes through ``get_matrix``/``set_matrix``, so a subclass that keeps its pose elsewhere (the
+fake tasks' cube, ``shape.py``) overrides those two. ``get_objects_in_tree`` walks the world's parent table
+(``sim.World.parents``, by name); the real one asks CoppeliaSim's ``simGetObjectsInTree``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from pyrep.backend import sim
+from pyrep.const import ObjectType
 
 
 def _quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -40,6 +46,12 @@ class Object:
     def exists(name: str) -> bool:
         return name in sim.world().objects
 
+    def _get_requested_type(self) -> ObjectType:
+        raise NotImplementedError("Must be overridden.")
+
+    def get_type(self) -> ObjectType:
+        return self._get_requested_type()
+
     def get_name(self) -> str:
         return self._name
 
@@ -56,15 +68,42 @@ class Object:
         self._matrix = np.asarray(matrix, dtype=np.float64).reshape(4, 4).copy()
 
     def get_position(self, relative_to=None) -> np.ndarray:
-        return self._matrix[:3, 3].copy()
+        return self.get_matrix()[:3, 3]
 
     def set_position(self, position, relative_to=None) -> None:
-        self._matrix[:3, 3] = position
+        m = self.get_matrix()
+        m[:3, 3] = position
+        self.set_matrix(m)
+
+    def get_quaternion(self, relative_to=None) -> np.ndarray:
+        """xyzw, as the real one."""
+        return _matrix_to_quat(self.get_matrix()[:3, :3])
+
+    def set_quaternion(self, quaternion, relative_to=None, reset_dynamics: bool = True) -> None:
+        m = self.get_matrix()
+        m[:3, :3] = _quat_to_matrix(quaternion)
+        self.set_matrix(m)
 
     def get_pose(self, relative_to=None) -> np.ndarray:
-        return np.concatenate([self._matrix[:3, 3], _matrix_to_quat(self._matrix[:3, :3])])
+        return np.concatenate([self.get_position(), self.get_quaternion()])
 
     def set_pose(self, pose, relative_to=None) -> None:
         pose = np.asarray(pose, dtype=np.float64)
-        self._matrix[:3, :3] = _quat_to_matrix(pose[3:])
-        self._matrix[:3, 3] = pose[:3]
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = _quat_to_matrix(pose[3:]), pose[:3]
+        self.set_matrix(m)
+
+    def get_objects_in_tree(self, object_type: ObjectType = ObjectType.ALL, exclude_base: bool = True,
+                            first_generation_only: bool = False) -> list[Object]:
+        """The world's objects under this one (the real method forwards ``*args, **kwargs`` to
+        ``_get_objects_in_tree(root_object, object_type=ObjectType.ALL, exclude_base=True,
+        first_generation_only=False)``)."""
+        w = sim.world()
+        found = [] if exclude_base else [self]
+        for name, obj in w.objects.items():
+            parent = w.parents.get(name)
+            while not first_generation_only and parent is not None and parent != self._name:
+                parent = w.parents.get(parent)
+            if parent == self._name:
+                found.append(obj)
+        return [o for o in found if object_type == ObjectType.ALL or o.get_type() == object_type]

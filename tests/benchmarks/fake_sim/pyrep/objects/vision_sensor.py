@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from pyrep.backend import sim
-from pyrep.const import RenderMode
+from pyrep.const import ObjectType, RenderMode
 from pyrep.objects.object import Object
 
 
@@ -26,6 +26,9 @@ class VisionSensor(Object):
         self._near, self._far = near, far
         self._explicit = False
         self._render_mode = RenderMode.OPENGL3
+
+    def _get_requested_type(self) -> ObjectType:
+        return ObjectType.VISION_SENSOR
 
     def handle_explicitly(self) -> None:
         if not self._explicit:

@@ -3,6 +3,9 @@ task environment call. Every fake task is the same little job: a cube of the var
 numpy's global RNG (so a stored RNG state rebuilds the scene, as in RLBench); success is the closed gripper within
 2 cm of the point 2 cm above the cube; the tip under the table top + 1 cm is the task's failure condition
 (terminate). Collision-checked planning into the 2 cm margin around the cube fails (it would touch the cube).
+
+The cube is the ``Shape`` named ``CUBE`` in the task's tree (``get_base().get_objects_in_tree``) and the task's one
+graspable object (``get_graspable_objects``), as a real task's objects are; tests move it through the shape.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import numpy as np
 from pyrep.backend import sim
 from pyrep.backend.sim import TABLE_Z
 from pyrep.objects.dummy import Dummy
+from pyrep.objects.shape import Shape
 
 TASKS_PATH = "rlbench/tasks"
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "yellow": (1.0, 1.0, 0.0),
            "cyan": (0.0, 1.0, 1.0)}
 CUBE_HALF = 0.03
 CUBE_TOP = TABLE_Z + 0.06
+CUBE = "cube"
 
 
 class Task:
@@ -39,7 +44,9 @@ class Task:
         self.cube_xy = xy
         self.goal = np.array([xy[0], xy[1], CUBE_TOP + 0.02])
         w = sim.world()
-        w.cubes = [{"xy": xy, "half": CUBE_HALF, "top": CUBE_TOP, "rgb": np.array(COLOURS[colour])}]
+        w.cubes = [{"name": CUBE, "xy": xy, "half": CUBE_HALF, "top": CUBE_TOP, "rgb": np.array(COLOURS[colour]),
+                    "quat": np.array([0.0, 0.0, 0.0, 1.0])}]
+        w.objects[CUBE], w.parents[CUBE] = Shape(CUBE), self.name
         w.blocked = lambda p: bool(np.all(np.abs(p[:2] - xy) <= CUBE_HALF + 0.02) and p[2] < CUBE_TOP + 0.04)
         return [f"touch the {colour} cube", f"reach the {colour} cube", f"go to the {colour} block"]
 
@@ -65,7 +72,11 @@ class Task:
         return Dummy(self.name)
 
     def unload(self) -> None:
-        sim.world().objects.pop(self.name, None)
+        w = sim.world()
+        for name in [n for n, parent in w.parents.items() if parent == self.name]:
+            w.objects.pop(name, None)
+            w.parents.pop(name)
+        w.objects.pop(self.name, None)
 
     def get_base(self) -> Dummy:
         return Dummy(self.name)
@@ -95,7 +106,8 @@ class Task:
         pass
 
     def get_graspable_objects(self) -> list:
-        return []
+        w = sim.world()
+        return [w.objects[CUBE]] if CUBE in w.objects else []
 
     def decorate_observation(self, observation):
         return observation

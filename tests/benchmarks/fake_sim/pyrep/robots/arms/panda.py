@@ -2,7 +2,8 @@
 
 The arm is its tip: ``get_path`` plans straight to the target unless the world's planner rules refuse
 (``ConfigurationPathError``), and the path reaches the target (plus a test-injected landing offset) in 4 steps.
-Joint positions are the tip pose (7 values); joint velocities are the last step's tip displacement.
+Joint positions are the tip pose (7 values); joint velocities are the last step's tip displacement. Objects the
+gripper grasped (parented to the tip, ``panda_gripper.py``) follow the tip's translation.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ArmConfigurationPath:
 class Panda:
     def __init__(self, count: int = 0) -> None:
         self._tip = Dummy("Panda_tip")
+        sim.world().objects["Panda_tip"] = self._tip  # the gripper finds it to grasp
         self._tip.set_pose(np.array([0.28, 0.0, 1.47, 0.0, 1.0, 0.0, 0.0]))  # RLBench's start: above, pointing down
         self._velocity = np.zeros(7)
         self.joints = [object()] * 7
@@ -47,6 +49,9 @@ class Panda:
     def _move_tip(self, pose: np.ndarray) -> None:
         self._velocity = pose - self._tip.get_pose()
         self._tip.set_pose(pose)
+        w = sim.world()
+        for name in [n for n, parent in w.parents.items() if parent == self._tip.get_name()]:
+            w.objects[name].set_position(w.objects[name].get_position() + self._velocity[:3])
 
     def get_path(self, position, euler=None, quaternion=None, ignore_collisions=False, trials=300, max_configs=1,
                  distance_threshold: float = 0.65, max_time_ms: int = 10, trials_per_goal=1, algorithm=None,
