@@ -20,6 +20,7 @@ an error naming the instruction.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -151,7 +152,12 @@ def encode_prompts(
         if injected:  # a tokenizer that ignores split_special_tokens: refuse rather than let markup through
             raise ValueError(f"instructions[{i}] tokenizes to special token ids {injected} "
                              f"({tokenizer.convert_ids_to_tokens(injected)}); instructions must be plain text")
-    # Keep the trailing newline token when cutting: it marks the end of the prefix as in PaliGemma's training.
+    # Keep the trailing newline token when cutting: it marks the end of the prefix as in PaliGemma's training. A cut
+    # changes what the policy is asked, so it is never silent (Python shows each distinct warning once).
+    for i, t in enumerate(texts):
+        if len(t) > max_text_tokens:
+            warnings.warn(f"instruction {instructions[i]!r:.80} is {len(t)} tokens (with its newline); only the first "
+                          f"{max_text_tokens} are read: raise model.max_text_tokens", UserWarning, stacklevel=2)
     texts = [t if len(t) <= max_text_tokens else t[: max_text_tokens - 1] + t[-1:] for t in texts]
     prefix = num_images * tokens_per_image + 1
     length = prefix + (max_text_tokens if pad_to_max else max(len(t) for t in texts))

@@ -59,10 +59,17 @@ def test_prompts_match_the_paligemma_processor(tok):
 
 
 def test_long_instructions_are_cut_keeping_the_newline(tok):
-    ids, attn = encode_prompts(tok, ["pick " * 50], num_images=1, tokens_per_image=2, max_text_tokens=6)
+    with pytest.warns(UserWarning, match=r"only the first 6 are read"):
+        ids, attn = encode_prompts(tok, ["pick " * 50], num_images=1, tokens_per_image=2, max_text_tokens=6)
     assert ids.shape == (1, 2 + 1 + 6)
     assert ids[0, -1].item() == tok("\n", add_special_tokens=False)["input_ids"][-1]
     assert attn.all()
+
+
+def test_instructions_that_fit_are_not_warned_about(tok, recwarn):
+    n = len(tok("pick up the red block\n", add_special_tokens=False)["input_ids"])
+    encode_prompts(tok, ["pick up the red block"], num_images=1, tokens_per_image=2, max_text_tokens=n)
+    assert not [w for w in recwarn if "are read" in str(w.message)]
 
 
 def test_bad_arguments(tok):
