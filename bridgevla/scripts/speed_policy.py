@@ -40,7 +40,8 @@ def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0
                        instructions=["put the red block on the green target"])
 
 
-def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False) -> None:
+def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False,
+                 flops: bool = False) -> None:
     torch.manual_seed(0)
     policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
     params = sum(p.numel() for p in policy.parameters()) / 1e6
@@ -78,6 +79,43 @@ def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats
     print(f"| {device} | {label} | training step, batch {train_batch} | {ms:.1f} |", flush=True)
     if profile:
         profile_step(step, label)
+    if flops:
+        flop_split(policy, train, label)
+
+
+# The parts of a training step's forward pass, by the module path torch's FLOP counter reports (first match wins).
+FLOP_PARTS = (("vision tower", "Backbone.model.model.vision_tower"),
+              ("language model", "Backbone.model.model.language_model"),
+              ("heatmap head", "ConvexUpsampleHead"), ("action head", "ActionHead"))
+
+
+def flop_split(policy: BridgeVLAPolicy, train, label: str) -> dict[str, int]:
+    """Forward FLOPs of one training step (both stages) by model part, counted (torch.utils.flop_counter), not
+    timed: which part a cheaper step has to shrink, independent of the machine's load. Backward is ~2x forward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False, depth=None)
+    # The counter has no formula for the CPU's fused attention kernel (SDPA's flash path): attention would count as
+    # zero. The eager implementation computes the same products as matmuls, which it counts.
+    configs = [c for c in (policy.backbone.model.config.vision_config, policy.backbone.model.config.text_config)]
+    before = [c._attn_implementation for c in configs]
+    try:
+        for c in configs:
+            c._attn_implementation = "eager"
+        with counter, torch.no_grad():
+            policy.compute_loss(train)
+    finally:
+        for c, b in zip(configs, before):
+            c._attn_implementation = b
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    total = counter.get_total_flops()
+    print(f"\n{label}: forward FLOPs of one training step, batch {len(train.instructions)}, by part")
+    print("| part | GFLOP | share |\n|---|---:|---:|")
+    for part, prefix in FLOP_PARTS:
+        n = counts.get(prefix, 0)
+        print(f"| {part} | {n / 1e9:.2f} | {100 * n / max(total, 1):.0f} % |")
+    print(f"| total | {total / 1e9:.2f} | 100 % |", flush=True)
+    return {part: counts.get(prefix, 0) for part, prefix in FLOP_PARTS} | {"total": total}
 
 
 def profile_step(step, label: str, steps: int = 3) -> None:
@@ -99,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--profile", action="store_true", help="also print a per-operator profile of the training step")
+    parser.add_argument("--flops", action="store_true", help="also print the training step's FLOPs by model part")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| device | model | what | ms (median of {args.repeats}) |")
     print("|---|---|---|---|")
     for preset in args.presets:
-        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats, args.profile)
+        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops)
     if torch.cuda.is_available():
         for preset in args.presets:
             bench_preset(preset, "cuda", "float32", args.train_batch, args.repeats)

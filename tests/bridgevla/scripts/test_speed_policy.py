@@ -1,0 +1,37 @@
+"""``speed_policy --flops``: the training step's FLOPs by model part, checked against hand-counted transformer FLOPs."""
+
+from __future__ import annotations
+
+import torch
+
+from bridgevla.data.batch import collate
+from bridgevla.model.config import BridgeVLAConfig
+from bridgevla.model.policy import BridgeVLAPolicy
+from bridgevla.scripts.speed_policy import flop_split
+from pretrain.scenes import tabletop_samples
+
+
+def test_flop_split_matches_hand_counted_transformer_flops():
+    torch.manual_seed(0)
+    c = BridgeVLAConfig(preset="tiny")
+    policy = BridgeVLAPolicy(c, device="cpu")
+    batch = collate(tabletop_samples(2, seed=1, table_points=2000))
+    counted = flop_split(policy, batch, "tiny")
+    images = 2 * 2 * 3  # samples x stages x views
+    # Vision tower, per image: patch embedding; per layer q, k, v, o projections, the MLP, and attention's two
+    # T x T products (multiply-add = 2 FLOPs).
+    t, d, i = (c.image_size // c.patch_size) ** 2, c.vision_hidden_size, c.vision_intermediate_size
+    vision = images * (2 * t * 3 * c.patch_size**2 * d + c.vision_layers * (4 * 2 * t * d * d + 2 * 2 * t * d * i
+                                                                          + 2 * 2 * t * t * d))
+    # Language model over both stages' prompts (image tokens + text): grouped-query projections, gated MLP, attention.
+    ids, _ = policy.encode_instructions(batch.instructions)
+    n, length = 2 * ids.shape[0], ids.shape[1]
+    d, i, hd = c.text_hidden_size, c.text_intermediate_size, c.text_head_dim
+    q, kv = c.text_heads * hd, c.text_kv_heads * hd
+    per_layer = 2 * length * d * (2 * q + 2 * kv) + 3 * 2 * length * d * i + 2 * 2 * length * length * q
+    assert counted["vision tower"] == vision
+    assert counted["language model"] == n * c.text_layers * per_layer
+    # The attention counted (eager during counting) and the SDPA setting restored.
+    assert policy.backbone.model.config.text_config._attn_implementation == c.attn_implementation
+    parts = sum(v for k, v in counted.items() if k != "total")
+    assert 0.95 * counted["total"] <= parts <= counted["total"]
