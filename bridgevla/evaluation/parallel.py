@@ -87,18 +87,22 @@ def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[Ep
                                                         cfg.workspace_tolerance, allow_code))
         inflight: dict[Any, EpisodeSpec] = {}
 
-        def submit(spec: EpisodeSpec, pool: Any = pool, inflight: dict = inflight) -> None:
-            inflight[pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
-                                 video_request(cfg, spec))] = spec
+        def submit(source: deque, pool: Any = pool, inflight: dict = inflight) -> None:
+            # Off its queue only once the pool took it: submitting to a pool whose worker has just died raises
+            # BrokenProcessPool, and a spec popped first would be in neither the queue nor ``inflight`` — lost.
+            spec = source[0]
+            future = pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
+                                 video_request(cfg, spec))
+            inflight[future] = source.popleft()
 
         try:
             while queue or suspects or inflight:
                 if suspects:  # isolation: one suspect at a time, nothing beside it
                     if not inflight:
-                        submit(suspects.popleft())
+                        submit(suspects)
                 else:
                     while queue and len(inflight) < cfg.workers:
-                        submit(queue.popleft())
+                        submit(queue)
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     record = fut.result()  # BrokenProcessPool when a worker died

@@ -137,3 +137,52 @@ def test_the_three_harnesses_are_registered_with_their_tables(monkeypatch, tmp_p
     assert gem[0].columns == ["Avg.", "L1"]
     col = published_tables("colosseum", [{**r, "task": "close_box_11"} for r in records])
     assert col[0].columns == ["Avg. SR", "Distractor"]
+
+
+class _BreakingPool:
+    """A stand-in for the spawned pool: the first one loses a worker after ``accept`` episodes were submitted (the
+    next submit raises BrokenProcessPool, as concurrent.futures does once it has noticed); later ones run everything."""
+
+    def __init__(self, accept: int | None) -> None:
+        self.accept, self.futures = accept, []
+
+    def submit(self, fn, spec, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.accept is not None and len(self.futures) >= self.accept:
+            for f in self.futures:  # what was still running dies with the worker
+                if not f.done():
+                    f.set_exception(BrokenProcessPool("a worker died"))
+            raise BrokenProcessPool("a worker died")
+        future = Future()
+        if self.accept is None or not self.futures:  # the first episode of the breaking pool finishes in time
+            future.set_result({"agent": spec.agent, "task": spec.task, "seed": spec.seed, "episode": spec.episode,
+                               "success": True, "error": None})
+        self.futures.append(future)
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+def test_an_episode_submitted_as_the_pool_breaks_is_not_lost(monkeypatch, tmp_path):
+    """A worker dies; the driver, not yet told, submits the next episode: the submit raises. That episode must
+    still run (it once vanished: the runner then failed with a KeyError, seen on a loaded machine)."""
+    from bridgevla.evaluation import parallel
+    from bridgevla.evaluation.runner import EpisodeSpec
+
+    made = []
+
+    def fake_pool(workers, *args):
+        made.append(_BreakingPool(accept=2 if not made else None))
+        return made[-1]
+
+    monkeypatch.setattr(parallel, "worker_pool", fake_pool)
+    specs = [EpisodeSpec("expert", "reach_red", 0, 0, e, 1_000_000 + e) for e in range(4)]
+    cfg = _cfg(tmp_path, workers=2, restarts=1)
+    records = list(parallel.process_results(cfg, [], specs))
+    assert sorted(r["episode"] for r in records) == [0, 1, 2, 3]
+    # episode 1 was alone in flight when its worker died: it is charged one restart, and nothing else is
+    assert {r["episode"]: r["restarts"] for r in records} == {0: 0, 1: 1, 2: 0, 3: 0}
+    assert len(made) == 2
