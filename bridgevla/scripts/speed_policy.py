@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.protocol import CameraFrame, Observation
 from benchmarks.speed.common import machine, time_ms
-from bridgevla.data.batch import collate
+from bridgevla.data.batch import PolicyBatch, collate
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.model.policy import BridgeVLAPolicy
 from pretrain.scenes import tabletop_samples
@@ -83,13 +83,13 @@ def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats
         flop_split(policy, train, label)
 
 
-# The parts of a training step's forward pass, by the module path torch's FLOP counter reports (first match wins).
+# The parts of a training step's forward pass, by the module path torch's FLOP counter reports them under.
 FLOP_PARTS = (("vision tower", "Backbone.model.model.vision_tower"),
               ("language model", "Backbone.model.model.language_model"),
               ("heatmap head", "ConvexUpsampleHead"), ("action head", "ActionHead"))
 
 
-def flop_split(policy: BridgeVLAPolicy, train, label: str) -> dict[str, int]:
+def flop_split(policy: BridgeVLAPolicy, train: PolicyBatch, label: str) -> dict[str, int]:
     """Forward FLOPs of one training step (both stages) by model part, counted (torch.utils.flop_counter), not
     timed: which part a cheaper step has to shrink, independent of the machine's load. Backward is ~2x forward."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -97,7 +97,7 @@ def flop_split(policy: BridgeVLAPolicy, train, label: str) -> dict[str, int]:
     counter = FlopCounterMode(display=False, depth=None)
     # The counter has no formula for the CPU's fused attention kernel (SDPA's flash path): attention would count as
     # zero. The eager implementation computes the same products as matmuls, which it counts.
-    configs = [c for c in (policy.backbone.model.config.vision_config, policy.backbone.model.config.text_config)]
+    configs = [policy.backbone.model.config.vision_config, policy.backbone.model.config.text_config]
     before = [c._attn_implementation for c in configs]
     try:
         for c in configs:
