@@ -4,7 +4,9 @@ Episode ``i`` of a task (``i`` from ``seed_offset`` to ``seed_offset + episodes 
 variation ``i mod (number of variations)``, its scripted expert plan is executed while the env records every control
 tick, and a successful episode is written atomically to ``DIR/<task>/episode_<i>`` (docs/dataset.md). Finished
 episodes are skipped, so an interrupted run resumes where it stopped. Worker processes are spawned (one simulator
-each; MuJoCo/EGL state must not be forked) and exit when the parent dies. Prints each task's expert success rate,
+each; MuJoCo/EGL state must not be forked) and exit when the parent dies; a worker that dies (a simulator taking
+its process down) costs only the episodes it had in flight, which rerun (``restarts`` per episode, then it is
+reported failed) while the rest of the run goes on. Prints each task's expert success rate,
 writes ``DIR/summary.json`` atomically, and exits with status 1 if any expert episode failed its success check.
 """
 
@@ -14,7 +16,6 @@ import dataclasses
 import importlib
 import time
 import typing
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from benchmarks.dataset import Episode, episode_dir, is_complete, save_episode
 from benchmarks.fileio import atomic_write_json, remove_stale_temps
-from benchmarks.workers import worker_pool
+from benchmarks.workers import WorkerDied, run_isolating, worker_pool
 
 DEFAULT_ENV = "benchmarks.embedded:EmbeddedEnv"
 
@@ -39,6 +40,8 @@ class GenerateConfig:
     image_every: int = 10  # camera images every N ticks (plus each keypose's first and last tick)
     env: str = DEFAULT_ENV  # module:Class of the environment
     env_config: dict[str, Any] = field(default_factory=dict)  # fields of the env's config dataclass
+    # Worker deaths one episode may cause (it alone in flight) before it is reported failed (workers > 1 only).
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         if self.episodes < 0:
@@ -47,6 +50,8 @@ class GenerateConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.image_every < 1:
             raise ValueError(f"image_every must be >= 1, got {self.image_every}")
+        if self.restarts < 0:
+            raise ValueError(f"restarts must be >= 0, got {self.restarts}")
         if ":" not in self.env:
             raise ValueError(f"env must be 'module:Class', got {self.env!r}")
 
@@ -223,10 +228,14 @@ def generate(cfg: GenerateConfig, env_config: Any = None) -> dict[str, dict[str,
             collect(_run_job(str(out), t, i, cfg.image_every))
     else:
         # Spawned workers (one simulator each) that exit if this process dies (benchmarks.workers).
-        with worker_pool(cfg.workers, _init_worker, (cfg.env, env_config)) as pool:
-            futures = [pool.submit(_run_job, str(out), t, i, cfg.image_every) for t, i in todo]
-            for fut in as_completed(futures):
-                collect(fut.result())
+        def submit(pool: Any, job: tuple[str, int]) -> Any:
+            return pool.submit(_run_job, str(out), *job, cfg.image_every)
+
+        for done in run_isolating(lambda: worker_pool(cfg.workers, _init_worker, (cfg.env, env_config)), submit,
+                                  todo, cfg.workers, cfg.restarts):
+            r = done.result
+            collect(EpisodeResult(*done.job, False, error=f"{r.reason} ({done.restarts} restarts)")
+                    if isinstance(r, WorkerDied) else r)
     bar.close()
     close = getattr(probe, "close", None)
     if close is not None:

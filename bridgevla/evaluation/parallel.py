@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workers import worker_pool
+from benchmarks.workers import WorkerDied, run_isolating, worker_pool
 from bridgevla.evaluation.agents import AgentSpec
 from bridgevla.evaluation.runner import (
     EpisodeSpec,
@@ -77,53 +75,23 @@ def _process_run(spec: EpisodeSpec, max_keyposes: int, strip: Path | None, resta
 
 def process_results(cfg: EvalConfig, agent_specs: list[AgentSpec], todo: list[EpisodeSpec], allow_code: bool = False
                     ) -> Iterator[dict[str, Any]]:
-    """Episodes over ``cfg.workers`` spawned processes. When a process dies the pool is lost with every episode in
-    flight; those become suspects and rerun one at a time in the next pool, so a restart is charged to the episode
-    that really takes its process down, never to its innocent neighbours."""
-    queue, suspects, restarts = deque(todo), deque(), _Restarts(cfg.restarts)
-    while queue or suspects:
+    """Episodes over ``cfg.workers`` spawned processes (``benchmarks.workers.run_isolating``: when a process dies,
+    the episodes in flight rerun one at a time, so a restart is charged to the episode that really takes its process
+    down, never to its innocent neighbours)."""
+    def start_pool() -> Any:
         # Workers die with this process (benchmarks.workers): a killed evaluation leaves no simulator running.
-        pool = worker_pool(cfg.workers, _process_init, (cfg.benchmark, cfg.env, agent_specs, list(cfg.bounds),
+        return worker_pool(cfg.workers, _process_init, (cfg.benchmark, cfg.env, agent_specs, list(cfg.bounds),
                                                         cfg.workspace_tolerance, allow_code))
-        inflight: dict[Any, EpisodeSpec] = {}
 
-        def submit(source: deque, pool: Any = pool, inflight: dict = inflight) -> None:
-            # Off its queue only once the pool took it: submitting to a pool whose worker has just died raises
-            # BrokenProcessPool, and a spec popped first would be in neither the queue nor ``inflight`` — lost.
-            spec = source[0]
-            future = pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
-                                 video_request(cfg, spec))
-            inflight[future] = source.popleft()
+    def submit(pool: Any, spec: EpisodeSpec) -> Any:
+        return pool.submit(_process_run, spec, cfg.max_keyposes, strip_path(cfg, spec), cfg.restarts,
+                           video_request(cfg, spec))
 
-        try:
-            while queue or suspects or inflight:
-                if suspects:  # isolation: one suspect at a time, nothing beside it
-                    if not inflight:
-                        submit(suspects)
-                else:
-                    while queue and len(inflight) < cfg.workers:
-                        submit(queue)
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    record = fut.result()  # BrokenProcessPool when a worker died
-                    yield restarts.stamp(record, inflight.pop(fut))
-        except BrokenProcessPool:
-            lost = []
-            for fut, spec in inflight.items():
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    yield restarts.stamp(fut.result(), spec)
-                else:
-                    lost.append(spec)
-            if len(lost) == 1:  # it ran alone: it is the one that kills its process
-                failed = restarts.charge(lost[0], "worker process died (simulator crash?)")
-                if failed is not None:
-                    yield failed
-                else:
-                    suspects.appendleft(lost[0])
-            else:
-                suspects.extend(lost)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+    for done in run_isolating(start_pool, submit, todo, cfg.workers, cfg.restarts):
+        if isinstance(done.result, WorkerDied):
+            yield failed_record(done.job, done.result.reason, cfg.restarts)
+        else:  # the worker's own simulator restarts plus the worker deaths charged here
+            yield {**done.result, "restarts": done.result.get("restarts", 0) + done.restarts}
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -157,3 +158,48 @@ def test_module_entry_point_exit_status(tmp_path):
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([*cmd, "--tasks", "always_fail_fake"], cwd=root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "failed their success check" in bad.stderr
+
+
+@dataclasses.dataclass
+class CrashConfig:
+    task: str
+    index: int
+    marker: str = ""  # with a path: crash only the first time (across processes); without: every time
+
+
+class CrashyDemoEnv(FakeDemoEnv):
+    """FakeDemoEnv whose simulator takes its whole process down when it resets one episode."""
+
+    def __init__(self, config: CrashConfig | None = None) -> None:
+        super().__init__()
+        self.crash = config
+
+    def reset(self, task, variation, seed):
+        if self.crash is not None and (task, seed) == (self.crash.task, self.crash.index):
+            if not self.crash.marker or not os.path.exists(self.crash.marker):
+                if self.crash.marker:
+                    open(self.crash.marker, "w").close()
+                os._exit(3)
+        return super().reset(task, variation, seed)
+
+
+CRASHY = "tests.benchmarks.test_generate:CrashyDemoEnv"
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_costs_only_a_rerun_of_its_episode(tmp_path):
+    cfg = GenerateConfig(tasks=["reach_fake"], episodes=4, out=str(tmp_path / "demos"), workers=2, env=CRASHY)
+    summary = generate(cfg, CrashConfig("reach_fake", 2, marker=str(tmp_path / "crashed")))
+    assert (tmp_path / "crashed").exists()  # it did die once
+    assert summary["reach_fake"]["success_rate"] == 1.0
+    assert [p.name for p in list_episodes(tmp_path / "demos")] == [f"episode_{i:05d}" for i in range(4)]
+
+
+@pytest.mark.slow
+def test_an_episode_that_always_kills_its_worker_is_reported_and_the_rest_are_written(tmp_path):
+    cfg = GenerateConfig(tasks=["reach_fake"], episodes=4, out=str(tmp_path / "demos"), workers=2, env=CRASHY,
+                         restarts=1)
+    summary = generate(cfg, CrashConfig("reach_fake", 1))
+    assert summary["reach_fake"]["failed_indices"] == [1]
+    assert "worker process died" in summary["reach_fake"]["errors"]["1"]
+    assert [p.name for p in list_episodes(tmp_path / "demos")] == ["episode_00000", "episode_00002", "episode_00003"]
