@@ -2,6 +2,9 @@
 step, for the tiny/small presets on the CPU (and on CUDA when present).
 
 Run: ``python -m bridgevla.scripts.speed_policy`` (part of ``make bench``). Figures go to docs/PERFORMANCE.md.
+A model is a preset, optionally with config overrides after a colon:
+``--models small small:image_size=48,text_layers=2`` times the two side by side in one run (what a comparison of
+settings needs on a noisy machine).
 The 3B size on a GPU (eager and compiled, batch 1 and 8, training throughput) is ``bridgevla.scripts.speed_gpu``,
 run by ``benchmarks/speed/gpu.sh``.
 """
@@ -15,6 +18,7 @@ import torch
 
 from benchmarks.protocol import CameraFrame, Observation
 from benchmarks.speed.common import machine, time_ms
+from bridgevla.configuration import from_dict, parse_overrides
 from bridgevla.data.batch import PolicyBatch, collate
 from bridgevla.model.config import BridgeVLAConfig
 from bridgevla.model.policy import BridgeVLAPolicy
@@ -40,12 +44,19 @@ def synthetic_observation(image_size: int = 128, cameras: int = 4, seed: int = 0
                        instructions=["put the red block on the green target"])
 
 
-def bench_preset(preset: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False,
+def model_config(model: str, dtype: str) -> BridgeVLAConfig:
+    """``"small"`` or ``"small:image_size=48,text_layers=2"``: a preset plus BridgeVLAConfig overrides (checked)."""
+    preset, _, extra = model.partition(":")
+    overrides = [item for item in extra.split(",") if item]
+    return from_dict(BridgeVLAConfig, {"preset": preset, "dtype": dtype, **parse_overrides(overrides)})
+
+
+def bench_preset(model: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False,
                  flops: bool = False) -> None:
     torch.manual_seed(0)
-    policy = BridgeVLAPolicy(BridgeVLAConfig(preset=preset, dtype=dtype), device=device)
+    policy = BridgeVLAPolicy(model_config(model, dtype), device=device)
     params = sum(p.numel() for p in policy.parameters()) / 1e6
-    label = f"{preset} ({params:.1f} M, {dtype})"
+    label = f"{model} ({params:.1f} M, {dtype})"
     obs = synthetic_observation()
     ms = time_ms(lambda: policy.act(obs), device, repeats=repeats)
     print(f"| {device} | {label} | act(), batch 1, {sum(f.depth.size for f in obs.cameras.values()):,} pixels "
@@ -132,7 +143,8 @@ def profile_step(step, label: str, steps: int = 3) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "small"], help="presets timed on the CPU")
+    parser.add_argument("--models", "--presets", nargs="+", default=["tiny", "small"],
+                        help="presets timed on the CPU, each optionally with overrides: small:image_size=48")
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -144,11 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine()}")
     print(f"| device | model | what | ms (median of {args.repeats}) |")
     print("|---|---|---|---|")
-    for preset in args.presets:
-        bench_preset(preset, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops)
+    for model in args.models:  # built first: a mistyped override fails before minutes of timing
+        model_config(model, "float32")
+    for model in args.models:
+        bench_preset(model, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops)
     if torch.cuda.is_available():
-        for preset in args.presets:
-            bench_preset(preset, "cuda", "float32", args.train_batch, args.repeats)
+        for model in args.models:
+            bench_preset(model, "cuda", "float32", args.train_batch, args.repeats)
             torch.cuda.empty_cache()
 
 

@@ -35,3 +35,16 @@ def test_flop_split_matches_hand_counted_transformer_flops():
     assert policy.backbone.model.config.text_config._attn_implementation == c.attn_implementation
     parts = sum(v for k, v in counted.items() if k != "total")
     assert 0.95 * counted["total"] <= parts <= counted["total"]
+
+
+def test_a_timed_model_is_a_preset_with_checked_overrides():
+    import pytest
+
+    from bridgevla.configuration import ConfigError
+    from bridgevla.scripts.speed_policy import model_config
+
+    c = model_config("small:image_size=48,text_layers=2", "float32")
+    assert (c.preset, c.image_size, c.text_layers, c.patch_size) == ("small", 48, 2, 8)  # the rest from the preset
+    assert model_config("tiny", "float32").image_size == 64
+    with pytest.raises(ConfigError, match="image_sise"):
+        model_config("small:image_sise=48", "float32")
