@@ -49,8 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         text_intermediate_size=128, vocab_size=2048,
         head_hidden_size=32, action_hidden_sizes=[128, 64],
     ),
-    # Learns on a CPU in minutes: 64 px views cut into 8 px patches, so each view is an 8x8 token grid (what every
-    # shipped CPU config and `make demo` use; docs/training.md measured it against 96 px / 16 px patches). Four
+    # Learns on a CPU in minutes: 64 px views cut into 8 px patches, so each view is an 8x8 token grid (docs/training.md
+    # measured it against 96 px / 16 px patches; `make demo` overrides image_size=48, a 6x6 grid at half the cost). Four
     # narrow language layers: grounding a colour word among look-alike objects is what is slow to learn from
     # scratch, and depth there helped most per second of CPU (docs/model.md has the measurements).
     "small": dict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -128,7 +129,12 @@ def test_shipped_configs_load():
     demo = load_config(DemoConfig, configs / "demo.yaml", [])
     bench = load_config(DemoConfig, configs / "benchmark_embedded.yaml", [])
     assert len(bench.tasks) == 10 and bench.job.train.steps > demo.job.train.steps
-    assert bench.job.model == demo.job.model and bench.pretrain == demo.pretrain  # the demo's recipe, extended
+    # The demo's recipe, extended — but at the 64 px views and 1500 pre-training steps it was measured with (the demo
+    # moved to 48 px and twice the steps; not yet measured on ten tasks).
+    assert (demo.job.model.image_size, bench.job.model.image_size) == (48, 64)
+    assert (demo.pretrain.train.steps, bench.pretrain.train.steps) == (3000, 1500)
+    assert dataclasses.replace(bench.job.model, image_size=48) == demo.job.model
+    assert bench.pretrain.scenes == demo.pretrain.scenes and bench.pretrain.optim == demo.pretrain.optim
 
 
 @pytest.mark.slow
