@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| device | model | what | ms (median of {args.repeats}) |")
     print("|---|---|---|---|")
     for model in args.models:  # built first: a mistyped override fails before minutes of timing
-        model_config(model, "float32")
+        try:
+            model_config(model, "float32")
+        except ValueError as e:  # ConfigError is one
+            parser.error(f"--models {model}: {e}")
     for model in args.models:
         bench_preset(model, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops)
     if torch.cuda.is_available():

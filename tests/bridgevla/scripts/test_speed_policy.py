@@ -48,3 +48,14 @@ def test_a_timed_model_is_a_preset_with_checked_overrides():
     assert model_config("tiny", "float32").image_size == 64
     with pytest.raises(ConfigError, match="image_sise"):
         model_config("small:image_sise=48", "float32")
+
+
+def test_a_mistyped_model_setting_is_one_line_on_the_command_line(capsys):
+    import pytest
+
+    from bridgevla.scripts.speed_policy import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--models", "small", "small:image_sise=48"])
+    assert e.value.code == 2
+    assert "--models small:image_sise=48: unknown config key(s) ['image_sise']" in capsys.readouterr().err
