@@ -144,8 +144,10 @@ class EmbeddedEnv:
         moved by more than ``DIAGNOSIS_MOVE`` metres or turned by more than ``DIAGNOSIS_TURN`` degrees since reset,
         grouped by top-level body and judged against the task's own objects (``manipulated`` and ``receivers``; and
         ``Task.acted_on`` for changes a pose does not keep, a button pressed and sprung back). A failed episode
-        without an error is then "moved a distractor" (the wrong object), "moved the task's objects without reaching
-        the goal" (the right object, the wrong place, order or precision) or "no object moved" (missed everything)."""
+        without an error is then "moved a distractor" (the wrong object), "moved the task's objects to the wrong
+        place" (the right object, another of the task's places), "moved the task's objects without reaching the goal"
+        (the right object, the wrong order or not precise enough; with the distance to the goal where the task has
+        a place) or "no object moved" (missed everything)."""
         if self._task is None or self._sim is None:
             return None
         sim, t = self._sim, self._task
@@ -167,8 +169,28 @@ class EmbeddedEnv:
         if other:
             return f"moved a distractor: {', '.join(other)}"
         if names & own or t.acted_on(sim):
-            return "moved the task's objects without reaching the goal"
+            return self._placement_diagnosis()
         return "no object moved"
+
+    def _placement_diagnosis(self) -> str:
+        """The right objects moved, the goal not reached: for a task with a choice of place (``Task.placement``),
+        whether its object went to another place — nearer to it than the goal and nearer than it started, so an
+        object merely left where the layout put it does not count — or how far it stopped from the goal."""
+        sim, t = self._sim, self._task
+        placement = t.placement()
+        if placement is None:
+            return "moved the task's objects without reaching the goal"
+        obj, goal, places = placement
+        ids = [sim.body_id(p) for p in places]
+        here, start = sim.data.xpos[sim.body_id(obj), :2], self._start_xpos[sim.body_id(obj), :2]
+        centres = sim.data.xpos[ids, :2]
+        dist = np.linalg.norm(centres - here, axis=1)
+        nearest = int(np.argmin(dist))
+        to_goal = float(dist[places.index(goal)])
+        if places[nearest] != goal and dist[nearest] < np.linalg.norm(centres[nearest] - start):
+            return (f"moved the task's objects to the wrong place: {obj} nearest {places[nearest]}, the goal is "
+                    f"{goal} ({100 * to_goal:.1f} cm away)")
+        return f"moved the task's objects without reaching the goal: {obj} {100 * to_goal:.1f} cm from {goal}"
 
     def expert_keyposes(self) -> list[Keypose]:
         """The scripted plan for the episode just reset (deterministic in task, variation, seed)."""

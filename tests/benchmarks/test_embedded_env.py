@@ -269,3 +269,85 @@ def test_diagnose_counts_turns_and_presses_that_positions_do_not_show():
         assert environment_diagnosis(env) == "moved the task's objects without reaching the goal"
     finally:
         env.close()
+
+
+def _push_keyposes(env: EmbeddedEnv, to: np.ndarray, fraction: float = 1.0):
+    """Push slide_block's block along the straight line towards ``to`` (x, y), like its expert, stopping after
+    ``fraction`` of the way (1.0: the block's centre ends on ``to``)."""
+    from benchmarks.embedded.palette import BLOCK_HALF
+    from benchmarks.embedded.scene import TABLE_TOP
+    from benchmarks.embedded.tasks.base import body_pos, kp
+
+    block = body_pos(env._sim, "block")[:2]
+    u = (to - block) / np.linalg.norm(to - block)
+    q = top_down(np.arctan2(u[1], u[0]) + np.pi / 2)
+    end = block + fraction * (to - block) - (BLOCK_HALF + 0.011) * u
+    z = TABLE_TOP + 0.02
+    start = block - 0.075 * u
+    return [kp([*start, z + 0.1], q, False), kp([*start, z], q, False), kp([*end, z], q, False, True)]
+
+
+def test_diagnose_tells_the_wrong_place_from_a_near_miss():
+    import re
+
+    from benchmarks.embedded.tasks.base import body_pos
+    from benchmarks.protocol import environment_diagnosis
+    from bridgevla.evaluation.failures import failure_category
+
+    def category(diagnosis):
+        return failure_category({"agent": "a", "task": "slide_block", "success": False, "diagnosis": diagnosis})
+
+    env = EmbeddedEnv()
+    try:
+        # Variation 0 asks for target0; push the block all the way onto target2 instead.
+        env.reset("slide_block", 0, 4)
+        wrong, goal = (body_pos(env._sim, f"target{i}")[:2] for i in (2, 0))
+        for k in _push_keyposes(env, wrong):
+            result = env.step(k)
+        assert not result.success
+        block = body_pos(env._sim, "block")[:2]
+        assert np.linalg.norm(block - wrong) < 0.02  # the push worked: the block is on the wrong pad
+        text = environment_diagnosis(env)
+        found = re.fullmatch(r"moved the task's objects to the wrong place: block nearest target2, the goal is "
+                             r"target0 \(([\d.]+) cm away\)", text)
+        assert found, text
+        assert float(found[1]) == pytest.approx(100 * np.linalg.norm(block - goal), abs=0.051)
+        assert category(text) == "right object, wrong place (nearer another of the task's places)"
+
+        # The right direction, stopped 40 % of the way: a near miss with the distance left.
+        env.reset("slide_block", 0, 4)
+        for k in _push_keyposes(env, goal, fraction=0.4):
+            result = env.step(k)
+        assert not result.success
+        block = body_pos(env._sim, "block")[:2]
+        text = environment_diagnosis(env)
+        found = re.fullmatch(r"moved the task's objects without reaching the goal: block ([\d.]+) cm from target0",
+                             text)
+        assert found, text
+        assert float(found[1]) == pytest.approx(100 * np.linalg.norm(block - goal), abs=0.051)
+        assert 5.0 < float(found[1]) < 12.0  # 15 cm away at the start, pushed ~6 of them
+        assert category(text) == "right object, goal not reached (place, order or precision)"
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("task", ["slide_block", "ring_on_peg", "lid_on_jar", "drag_stick"])
+def test_placement_names_the_place_the_instruction_names(task):
+    """``Task.placement``'s goal is the body with the instruction's colour, for every variation."""
+    from benchmarks.embedded.palette import rgba
+
+    env = EmbeddedEnv()
+    try:
+        for variation in range(env.variations(task)):
+            env.reset(task, variation, 7)
+            t, sim = env._task, env._sim
+            obj, goal, places = t.placement()
+            assert goal in places and obj not in places
+            colour = t.COLOURS[variation]
+            assert colour in env.instructions(task, variation)[0]
+            # a place carries the colour on some of its geoms (a peg's foot stays grey)
+            named = [p for p in places if any(np.allclose(g, rgba(colour))
+                                              for g in sim.model.geom_rgba[sim.model.geom_bodyid == sim.body_id(p)])]
+            assert named == [goal], (variation, named)
+    finally:
+        env.close()

@@ -67,6 +67,13 @@ class Task(ABC):
         sprung back): the environment's failure diagnosis counts it as the task's objects moved."""
         return False
 
+    def placement(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """For a task whose goal is one object brought to one of several look-alike places ("slide the block to the
+        red target"): ``(object, goal, places)`` as body names, ``goal`` among ``places``, for the variation ``setup``
+        last placed. The failure diagnosis uses it to tell the right object taken to the wrong place (grounding)
+        from the right place missed (precision). ``None``: the task has no such choice of place."""
+        return None
+
 
 # ------------------------------------------------------------------------- helpers
 def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:

@@ -145,6 +145,9 @@ class SlideBlock(_Shaped, Task):
         goal = sim.model.body_pos[sim.body_id(self._target)][:2]
         return bool(np.max(np.abs(block - goal)) < TARGET_HALF / 1.5 * sim.scale_of(self._target))
 
+    def placement(self) -> tuple[str, str, tuple[str, ...]]:
+        return "block", self._target, self.receivers
+
 
 class StackBlocks(_Shaped, Task):
     name = "stack_blocks"

@@ -107,6 +107,9 @@ class RingOnPeg(Task):
         below_top = ring[2] < TABLE_TOP + 2 * _PEG_H * sim.scale_of("peg0")
         return bool(np.linalg.norm(ring[:2] - peg[:2]) < 0.02 and below_top and sim.gripper_open)
 
+    def placement(self) -> tuple[str, str, tuple[str, ...]]:
+        return "ring", "peg0", self.receivers  # setup gives peg0 the named colour
+
 
 class LidOnJar(Task):
     name = "lid_on_jar"
@@ -156,3 +159,6 @@ class LidOnJar(Task):
         lid, jar = body_pos(sim, "lid"), sim.model.body_pos[sim.body_id("jar0")]
         on_top = abs(lid[2] - (TABLE_TOP + 2 * _JAR_H * sim.scale_of("jar0") + _LID_H * sim.scale_of("lid"))) < 0.01
         return bool(np.linalg.norm(lid[:2] - jar[:2]) < 0.015 and on_top and sim.gripper_open)
+
+    def placement(self) -> tuple[str, str, tuple[str, ...]]:
+        return "lid", "jar0", self.receivers  # setup gives jar0 the named colour

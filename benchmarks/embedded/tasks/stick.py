@@ -97,3 +97,7 @@ class DragStick(Task):
         cube = body_pos(sim, "cube")[:2]
         goal = sim.model.body_pos[sim.body_id(self._target)][:2]
         return bool(np.max(np.abs(cube - goal)) < _PAD)
+
+    def placement(self) -> tuple[str, str, tuple[str, ...]]:
+        # The stick is the manipulated object, but the place that counts is the cube's.
+        return "cube", self._target, tuple(f"target{i}" for i in range(_N_TARGETS))
