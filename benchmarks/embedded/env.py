@@ -145,9 +145,10 @@ class EmbeddedEnv:
         grouped by top-level body and judged against the task's own objects (``manipulated`` and ``receivers``; and
         ``Task.acted_on`` for changes a pose does not keep, a button pressed and sprung back). A failed episode
         without an error is then "moved a distractor" (the wrong object), "moved the task's objects to the wrong
-        place" (the right object, another of the task's places), "moved the task's objects without reaching the goal"
-        (the right object, the wrong order or not precise enough; with the distance to the goal where the task has
-        a place) or "no object moved" (missed everything)."""
+        place" (the right object, another of the task's places), "... away from the goal" (the right object, further
+        from its place than it started), "moved the task's objects without reaching the goal" (the right object, the
+        wrong order or not precise enough; with the distances to the goal where the task has a place) or "no object
+        moved" (missed everything)."""
         if self._task is None or self._sim is None:
             return None
         sim, t = self._sim, self._task
@@ -174,8 +175,9 @@ class EmbeddedEnv:
 
     def _placement_diagnosis(self) -> str:
         """The right objects moved, the goal not reached: for a task with a choice of place (``Task.placement``),
-        whether its object went to another place — nearer to it than the goal and nearer than it started, so an
-        object merely left where the layout put it does not count — or how far it stopped from the goal."""
+        whether its object went to another place (nearer to it than to the goal, and nearer than it started: an
+        object merely left where the layout put it does not count), ended further from the goal than it started
+        (knocked away: lost control, not precision) or stopped short of it, with the distances."""
         sim, t = self._sim, self._task
         placement = t.placement()
         if placement is None:
@@ -186,11 +188,15 @@ class EmbeddedEnv:
         centres = sim.data.xpos[ids, :2]
         dist = np.linalg.norm(centres - here, axis=1)
         nearest = int(np.argmin(dist))
-        to_goal = float(dist[places.index(goal)])
+        g = places.index(goal)
+        to_goal, at_start = float(dist[g]), float(np.linalg.norm(centres[g] - start))
         if places[nearest] != goal and dist[nearest] < np.linalg.norm(centres[nearest] - start):
             return (f"moved the task's objects to the wrong place: {obj} nearest {places[nearest]}, the goal is "
                     f"{goal} ({100 * to_goal:.1f} cm away)")
-        return f"moved the task's objects without reaching the goal: {obj} {100 * to_goal:.1f} cm from {goal}"
+        distances = f"{obj} {100 * to_goal:.1f} cm from {goal}, {100 * at_start:.1f} cm at the start"
+        if to_goal > at_start:
+            return f"moved the task's objects away from the goal: {distances}"
+        return f"moved the task's objects without reaching the goal: {distances}"
 
     def expert_keyposes(self) -> list[Keypose]:
         """The scripted plan for the episode just reset (deterministic in task, variation, seed)."""

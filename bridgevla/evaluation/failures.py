@@ -36,9 +36,11 @@ OUT_OF_KEYPOSES = "out of keyposes (no error: wrong target, order or precision)"
 # see that some of the task's objects moved, so their episodes get a category that does not claim either.
 DIAGNOSES: list[tuple[str, re.Pattern[str]]] = [
     ("wrong object (moved a distractor)", re.compile(r"^moved a distractor")),
-    # Before the next rule: tasks with a choice of place (``Task.placement``) say when the object went to another.
+    # Before the generic rule: tasks with a choice of place (``Task.placement``) say where the object went instead.
     ("right object, wrong place (nearer another of the task's places)",
      re.compile(r"^moved the task's objects to the wrong place")),
+    ("right object, knocked away (further from the goal than at the start)",
+     re.compile(r"^moved the task's objects away from the goal")),
     ("right object, goal not reached (place, order or precision)", re.compile(r"^moved the task's objects")),
     ("objects moved, goal not reached (right or wrong object unknown)",
      re.compile(r"^moved objects without reaching the goal")),

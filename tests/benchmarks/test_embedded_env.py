@@ -290,6 +290,8 @@ def _push_keyposes(env: EmbeddedEnv, to: np.ndarray, fraction: float = 1.0):
 def test_diagnose_tells_the_wrong_place_from_a_near_miss():
     import re
 
+    import mujoco
+
     from benchmarks.embedded.tasks.base import body_pos
     from benchmarks.protocol import environment_diagnosis
     from bridgevla.evaluation.failures import failure_category
@@ -321,12 +323,25 @@ def test_diagnose_tells_the_wrong_place_from_a_near_miss():
         assert not result.success
         block = body_pos(env._sim, "block")[:2]
         text = environment_diagnosis(env)
-        found = re.fullmatch(r"moved the task's objects without reaching the goal: block ([\d.]+) cm from target0",
-                             text)
+        found = re.fullmatch(r"moved the task's objects without reaching the goal: block ([\d.]+) cm from target0, "
+                             r"15.0 cm at the start", text)  # setup puts the targets 15 cm from the block
         assert found, text
         assert float(found[1]) == pytest.approx(100 * np.linalg.norm(block - goal), abs=0.051)
-        assert 5.0 < float(found[1]) < 12.0  # 15 cm away at the start, pushed ~6 of them
+        assert 5.0 < float(found[1]) < 12.0  # pushed ~6 of the 15 cm
         assert category(text) == "right object, goal not reached (place, order or precision)"
+
+        # Knocked off the layout (as a policy that loses the block does): further from every pad than at the start.
+        env.reset("slide_block", 0, 4)
+        sim = env._sim
+        centre = body_pos(sim, "block")
+        away = centre + [-0.2, 0.2, 0.0]  # between two pads' directions, 28 cm out
+        sim.set_free_body(sim.body_id("block"), away, np.array([1.0, 0.0, 0.0, 0.0]))
+        mujoco.mj_forward(sim.model, sim.data)
+        text = environment_diagnosis(env)
+        want = 100 * np.linalg.norm(away[:2] - goal)
+        assert text == (f"moved the task's objects away from the goal: block {want:.1f} cm from target0, 15.0 cm at "
+                        "the start"), text
+        assert category(text) == "right object, knocked away (further from the goal than at the start)"
     finally:
         env.close()
 

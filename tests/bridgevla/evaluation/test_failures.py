@@ -72,8 +72,10 @@ def test_an_environments_diagnosis_splits_episodes_without_an_error():
     assert failure_category(rec("moved a distractor: holding block1")) == "wrong object (moved a distractor)"
     assert failure_category(rec("moved the task's objects without reaching the goal")) == \
         "right object, goal not reached (place, order or precision)"
-    assert failure_category(rec("moved the task's objects without reaching the goal: block 3.2 cm from target0")) == \
-        "right object, goal not reached (place, order or precision)"
+    assert failure_category(rec("moved the task's objects without reaching the goal: block 3.2 cm from target0, "
+                                "15.0 cm at the start")) == "right object, goal not reached (place, order or precision)"
+    assert failure_category(rec("moved the task's objects away from the goal: block 41.9 cm from target0, 15.0 cm at "
+                                "the start")) == "right object, knocked away (further from the goal than at the start)"
     assert failure_category(rec("moved the task's objects to the wrong place: block nearest target2, the goal is "
                                 "target0 (21.0 cm away)")) == \
         "right object, wrong place (nearer another of the task's places)"
