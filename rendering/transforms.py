@@ -1,11 +1,14 @@
-"""Rigid transforms of clouds and poses (the SE(3) augmentation's geometry), batched, pure torch.
+"""Rigid transforms and mirror images of clouds and poses (the augmentation's geometry), batched, pure torch.
 
 The augmentation moves a whole scene and its target keypose together: every point and the target position get
-``p' = R (p - pivot) + pivot + t`` and the target orientation gets ``R · R_q``. Keeping this here (not in the
-training code) means the one place that knows the frame conventions also owns how scenes are moved.
+``p' = R (p - pivot) + pivot + t`` and the target orientation gets ``R · R_q``; a mirror image reflects points in a
+plane and a pose by ``M · R_q · M``. Keeping this here (not in the training code) means the one place that knows the
+frame conventions also owns how scenes are moved.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -57,3 +60,56 @@ def rotate_quaternions(quaternion: Tensor, rotation: Tensor) -> Tensor:
                          f"{getattr(rotation, 'shape', rotation)}")
     m = rotation.to(quaternion.dtype) @ quaternion_to_matrix(quaternion)
     return matrix_to_quaternion(m)
+
+
+def mirror_points(points: Tensor, axis: int, plane: Tensor | float = 0.0) -> Tensor:
+    """Reflect points (..., 3) in the plane ``x[axis] = plane``: that coordinate becomes ``2·plane − x[axis]``.
+    ``plane`` is a float or a tensor broadcasting against ``points[..., axis]``."""
+    if not isinstance(points, Tensor) or points.shape[-1] != 3:
+        raise ValueError(f"points must have shape (..., 3), got {getattr(points, 'shape', points)}")
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2 (x, y, z), got {axis!r}")
+    out = points.clone()
+    out[..., axis] = 2 * plane - points[..., axis]
+    return out
+
+
+def mirror_quaternions(quaternion: Tensor, axis: int) -> Tensor:
+    """Orientation of the mirror image of a frame reflected in a plane normal to world ``axis``: ``M · R_q · M``
+    with ``M`` the reflection (``M R`` alone has determinant −1 and is no rotation; the extra ``M`` on the right
+    reflects one local axis, which a parallel gripper — symmetric across its fingers' plane — does not show). As a
+    quaternion (xyzw) the two vector components other than ``axis`` change sign; w ≥ 0 is kept. (..., 4)."""
+    if not isinstance(quaternion, Tensor) or quaternion.shape[-1] != 4:
+        raise ValueError(f"quaternion must have shape (..., 4), got {getattr(quaternion, 'shape', quaternion)}")
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2 (x, y, z), got {axis!r}")
+    sign = quaternion.new_tensor([-1.0, -1.0, -1.0, 1.0])
+    sign[axis] = 1.0
+    return quaternion * sign
+
+
+def mirror_gripper_quaternions(quaternion: Tensor, axis: int, tolerance_degrees: float = 0.1) -> Tensor:
+    """Orientation of a two-finger gripper's mirror image, in the TCP frame used throughout (approach along local z,
+    fingers closing along local y: the Panda hand's). The reflected hand ``M · R`` is no rotation; two rotations give
+    the same hand, as the hand is symmetric across both of its planes: ``M · R · M_x`` (the finger direction is the
+    mirror of the original's, the palm's normal reversed) and ``M · R · M_y`` (the finger direction reversed).
+
+    The first is taken: it keeps a demo's own convention for the fingers' half-turn — a top-down grasp whose fingers
+    close along yaw θ becomes the top-down grasp at yaw −θ, exactly what an expert folding yaw into [−90°, 90°)
+    produces for the mirrored scene, so mirrored and real samples never disagree on the rotation label by 180°.
+    Where the finger axis lies along the mirror's normal (the fold's very edge, up to ``tolerance_degrees`` of
+    rounding: slide_block's pushes along x) the two fingers merely swap places and the first would reverse the
+    demonstrated direction, so the second is taken. (..., 4) xyzw."""
+    if not isinstance(quaternion, Tensor) or quaternion.shape[-1] != 4:
+        raise ValueError(f"quaternion must have shape (..., 4), got {getattr(quaternion, 'shape', quaternion)}")
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2 (x, y, z), got {axis!r}")
+    r = quaternion_to_matrix(quaternion)
+    m = torch.ones(3, dtype=r.dtype, device=r.device)
+    m[axis] = -1.0
+    mirrored = m[:, None] * r  # M · R: every column reflected (determinant -1)
+    flip_x = torch.tensor([-1.0, 1.0, 1.0], dtype=r.dtype, device=r.device)
+    flip_y = torch.tensor([1.0, -1.0, 1.0], dtype=r.dtype, device=r.device)
+    along_normal = r[..., axis, 1].abs() >= math.cos(math.radians(tolerance_degrees))
+    out = torch.where(along_normal[..., None, None], mirrored * flip_y, mirrored * flip_x)
+    return matrix_to_quaternion(out)

@@ -6,6 +6,14 @@ out of the scene bounds is useless (the policy could never predict it), so ``max
 sample at once and the first one keeping the target inside is used; a sample with no valid candidate is left as is.
 Points pushed out of the bounds are masked, as the renderer's crop would drop them anyway.
 
+Optionally (``mirror_probability``, off by default) a sample is first replaced by its mirror image in the vertical
+plane ``y = mirror_plane_y`` — the cloud, the target keypose and the words "left"/"right" of its instruction — where
+the mirrored target stays inside the bounds. Ten demos cover a task's layouts unevenly (slide_block's ten: five
+pushes to +y, one to −y, and the −y test episodes fail most: docs/training.md, run 23); a scene whose robot, cameras
+and bounds are symmetric about that plane (the embedded benchmark's, about the robot base's y = 0)
+makes every demo a second, mirrored one. Only for tasks whose goal is mirror-symmetric too: a task whose
+instruction names a side in other words ("the drawer nearer the door") or whose objects are chiral is not.
+
 Everything is batched tensor code and runs on whatever device the batch is on (the GPU when there is one).
 The geometry itself (rigid transforms, quaternion rotation) comes from ``rendering.transforms``.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +31,16 @@ from torch import Tensor
 
 from bridgevla.data.recolour import RecolourConfig, recolour_batch
 from rendering import SceneBounds, crop_to_bounds
-from rendering.transforms import rotate_quaternions, transform_points, yaw_matrix
+from rendering.transforms import (
+    mirror_gripper_quaternions,
+    mirror_points,
+    rotate_quaternions,
+    transform_points,
+    yaw_matrix,
+)
+
+_SIDES = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
+_OTHER_SIDE = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
 
 
 @dataclass
@@ -31,6 +49,9 @@ class AugmentConfig:
     translation: float = 0.125  # fraction of each bound side; uniform in ±translation·side per axis
     yaw_degrees: float = 45.0  # uniform in ±yaw_degrees about the world z axis through the target
     max_tries: int = 10
+    # Probability of replacing a sample by its mirror image in the plane y = mirror_plane_y (module doc); 0: off.
+    mirror_probability: float = 0.0
+    mirror_plane_y: float = 0.0  # metres; the embedded benchmark's robot base and cameras are symmetric about y = 0
     # Colour permutation of the scene and its instruction together (bridgevla/data/recolour.py); off by default.
     recolour: RecolourConfig = field(default_factory=RecolourConfig)
 
@@ -39,6 +60,8 @@ class AugmentConfig:
             raise ValueError(f"augment.translation must lie in [0, 1], got {self.translation}")
         if not 0.0 <= self.yaw_degrees <= 180.0:
             raise ValueError(f"augment.yaw_degrees must lie in [0, 180], got {self.yaw_degrees}")
+        if not 0.0 <= self.mirror_probability <= 1.0:
+            raise ValueError(f"augment.mirror_probability must lie in [0, 1], got {self.mirror_probability}")
         if self.max_tries < 1:
             raise ValueError(f"augment.max_tries must be >= 1, got {self.max_tries}")
 
@@ -71,6 +94,31 @@ def sample_perturbation(target_position: Tensor, bounds: SceneBounds, cfg: Augme
     return Perturbation(rotation=yaw_matrix(yaw), translation=shift, applied=applied)
 
 
+def swap_sides(text: str) -> str:
+    """An instruction for the mirror image: "left" and "right" (whole words, any of three cases) trade places."""
+    return _SIDES.sub(lambda m: _OTHER_SIDE[m.group(0)], text)
+
+
+def sample_mirror(target_position: Tensor, bounds: SceneBounds, cfg: AugmentConfig,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """(B,) bool: which samples become their mirror image — drawn with ``cfg.mirror_probability``, and only where the
+    mirrored target stays inside the bounds (an asymmetric box could otherwise push it out)."""
+    b = target_position.shape[0]
+    draw = torch.rand(b, generator=generator, device=target_position.device) < cfg.mirror_probability
+    mirrored = mirror_points(target_position, 1, cfg.mirror_plane_y)
+    lo, hi = target_position.new_tensor(bounds.lo), target_position.new_tensor(bounds.hi)
+    return draw & ((mirrored >= lo) & (mirrored <= hi)).all(-1)
+
+
+def mirror_clouds(points: Tensor, target_position: Tensor, target_quaternion: Tensor, flip: Tensor,
+                  plane_y: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Replace the samples where ``flip`` (B,) is set by their mirror image in the plane y = ``plane_y``."""
+    f3 = flip[:, None]
+    return (torch.where(flip[:, None, None], mirror_points(points, 1, plane_y), points),
+            torch.where(f3, mirror_points(target_position, 1, plane_y), target_position),
+            torch.where(f3, mirror_gripper_quaternions(target_quaternion, 1), target_quaternion))
+
+
 def augment_clouds(points: Tensor, mask: Tensor, target_position: Tensor, target_quaternion: Tensor,
                    bounds: SceneBounds, cfg: AugmentConfig, generator: torch.Generator | None = None,
                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -95,7 +143,15 @@ def augment_clouds(points: Tensor, mask: Tensor, target_position: Tensor, target
 def augment_batch(batch: Any, bounds: SceneBounds, cfg: AugmentConfig,
                   generator: torch.Generator | None = None) -> Any:
     """The same on a ``PolicyBatch`` (any dataclass with points/colors/mask/instructions/target_position/
-    target_quaternion), followed by the colour permutation when ``cfg.recolour`` asks for it."""
+    target_quaternion): the mirror image where ``cfg.mirror_probability`` draws it, the rigid perturbation, then
+    the colour permutation when ``cfg.recolour`` asks for it. With the mirror off no random number is drawn for it,
+    so the other augmentations see the same stream as before the option existed."""
+    if cfg.enabled and cfg.mirror_probability > 0:
+        flip = sample_mirror(batch.target_position, bounds, cfg, generator)
+        pts, pos, quat = mirror_clouds(batch.points, batch.target_position, batch.target_quaternion, flip,
+                                       cfg.mirror_plane_y)
+        words = [swap_sides(t) if f else t for t, f in zip(batch.instructions, flip.tolist(), strict=True)]
+        batch = dataclasses.replace(batch, points=pts, target_position=pos, target_quaternion=quat, instructions=words)
     pts, mask, pos, quat = augment_clouds(batch.points, batch.mask, batch.target_position, batch.target_quaternion,
                                           bounds, cfg, generator)
     batch = dataclasses.replace(batch, points=pts, mask=mask, target_position=pos, target_quaternion=quat)

@@ -63,3 +63,31 @@ def test_bad_shapes_name_the_argument():
         rotate_quaternions(torch.zeros(2, 3), r)
     with pytest.raises(ValueError, match="angle"):
         yaw_matrix(torch.zeros(2, dtype=torch.long))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1, 2]))
+def test_mirrored_orientation_is_the_reflection_conjugate(seed, axis):
+    """``mirror_quaternions`` against the matrix definition M·R·M (scipy for the quaternion ↔ matrix maps)."""
+    from rendering.transforms import mirror_quaternions
+
+    r = Rotation.random(8, random_state=seed)
+    m = np.eye(3)
+    m[axis, axis] = -1.0
+    want = m @ r.as_matrix() @ m
+    got = mirror_quaternions(torch.from_numpy(r.as_quat()), axis).numpy()  # scipy's as_quat is xyzw too
+    assert np.allclose(Rotation.from_quat(got).as_matrix(), want, atol=1e-12)
+    assert np.allclose(np.linalg.det(want), 1.0)  # a rotation, unlike M·R alone
+    assert np.array_equal(got[:, 3], r.as_quat()[:, 3])  # w (and its sign) kept
+
+
+def test_mirrored_points_in_a_plane():
+    from rendering.transforms import mirror_points
+
+    p = torch.tensor([[0.3, 0.1, 1.0], [0.0, -0.4, 0.8]], dtype=torch.float64)
+    out = mirror_points(p, 1, 0.05)
+    assert torch.equal(out, torch.tensor([[0.3, 0.0, 1.0], [0.0, 0.5, 0.8]], dtype=torch.float64))
+    assert torch.allclose(mirror_points(out, 1, 0.05), p, atol=1e-15) and torch.equal(p[0, 1], torch.tensor(0.1,
+                                                                                                         dtype=p.dtype))
+    with pytest.raises(ValueError, match="axis"):
+        mirror_points(p, 3)

@@ -96,7 +96,8 @@ def test_same_step_same_augmentation_and_disabled_is_identity():
 
 @pytest.mark.parametrize(("kw", "key"), [({"translation": -0.1}, "augment.translation"),
                                          ({"yaw_degrees": 200}, "augment.yaw_degrees"),
-                                         ({"max_tries": 0}, "augment.max_tries")])
+                                         ({"max_tries": 0}, "augment.max_tries"),
+                                         ({"mirror_probability": 1.5}, "augment.mirror_probability")])
 def test_bad_config_names_the_key(kw, key):
     with pytest.raises(ValueError, match=key):
         AugmentConfig(**kw)
@@ -108,3 +109,81 @@ def test_bad_shapes_name_the_argument():
         augment_clouds(pts, mask[:, :3], pos, quat, BOUNDS, AugmentConfig())
     with pytest.raises(ValueError, match="target_quaternion"):
         augment_clouds(pts, mask, pos, quat[:, :3], BOUNDS, AugmentConfig())
+
+
+def _policy_batch(seed: int, instructions: list[str]):
+    from bridgevla.data.batch import PolicyBatch
+
+    pts, mask, pos, quat = _scene(seed, b=len(instructions))
+    quat = quat * torch.where(quat[:, 3:] < 0, -1.0, 1.0)  # w >= 0, the convention the batches carry
+    return PolicyBatch(points=pts, colors=torch.full_like(pts, 0.5), mask=mask, instructions=instructions,
+                       target_position=pos, target_quaternion=quat, target_gripper_open=torch.ones(len(pts)),
+                       target_ignore_collisions=torch.zeros(len(pts)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_mirror_image_seen_from_the_target_frame_is_the_mirror_of_the_scene(seed):
+    """With every sample mirrored (and the rigid perturbation on), the cloud in the target gripper's frame is the
+    original one reflected in one of the gripper's own symmetry planes: local' = diag(-1, 1, 1) · local (or, with
+    the fingers along the mirror's normal, diag(1, -1, 1) · local), for any scene."""
+    from bridgevla.data.augment import augment_batch
+
+    batch = _policy_batch(seed, ["put it on the left", "right then Left", "no side"])
+    cfg = AugmentConfig(mirror_probability=1.0)
+    out = augment_batch(batch, BOUNDS, cfg, torch.Generator().manual_seed(seed))  # BOUNDS is symmetric in y
+    local = torch.einsum("bji,bnj->bni", quaternion_to_matrix(batch.target_quaternion),
+                         batch.points - batch.target_position[:, None])
+    local2 = torch.einsum("bji,bnj->bni", quaternion_to_matrix(out.target_quaternion),
+                          out.points - out.target_position[:, None])
+    fx = torch.allclose(local2, local * torch.tensor([-1.0, 1.0, 1.0], dtype=local.dtype), atol=1e-9)
+    fy = (local2 - local * torch.tensor([1.0, -1.0, 1.0], dtype=local.dtype)).abs().amax((1, 2)) < 1e-9
+    fx = (local2 - local * torch.tensor([-1.0, 1.0, 1.0], dtype=local.dtype)).abs().amax((1, 2)) < 1e-9
+    fingers_along_y = quaternion_to_matrix(batch.target_quaternion)[:, 1, 1].abs() >= math.cos(math.radians(0.1))
+    assert torch.equal(fy, fingers_along_y) and torch.equal(fx, ~fingers_along_y)
+    assert out.instructions == ["put it on the right", "left then Right", "no side"]
+
+
+def test_mirrored_top_down_grasp_is_the_experts_grasp_for_the_mirrored_scene():
+    """A top-down gripper whose fingers close along yaw θ, mirrored in y, is exactly what the benchmark's experts
+    (``top_down``: yaw folded into [-90°, 90°)) build for the mirrored direction — the same rotation label, not the
+    same hand turned half a turn — including the fold's edge, fingers along y (slide_block's pushes along x)."""
+    import numpy as np
+
+    from benchmarks.embedded.tasks.base import top_down
+    from rendering.transforms import mirror_gripper_quaternions
+
+    for yaw in (0.0, 0.4, -0.4, -1.1, 1.5, -np.pi / 2, np.pi / 2, 3 * np.pi / 2, -np.pi / 2 + 0.01, 2.0):
+        got = mirror_gripper_quaternions(torch.from_numpy(top_down(yaw)), 1)
+        want = torch.from_numpy(top_down(-yaw))
+        assert torch.allclose(quaternion_to_matrix(got), quaternion_to_matrix(want), atol=1e-9), yaw
+        # the same from float32 targets, as the training batches carry them (the fold's edge survives rounding)
+        got32 = mirror_gripper_quaternions(torch.from_numpy(top_down(yaw)).float(), 1)
+        assert torch.allclose(quaternion_to_matrix(got32), quaternion_to_matrix(want.float()), atol=1e-5), yaw
+
+
+def test_mirror_draws_only_where_the_mirrored_target_stays_inside():
+    from bridgevla.data.augment import sample_mirror
+
+    lopsided = SceneBounds((-0.3, -0.2, 0.6), (0.7, 0.5, 1.6))
+    pos = torch.tensor([[0.2, 0.1, 1.0], [0.2, 0.4, 1.0]] * 200)  # the second one's mirror (y = -0.4) is outside
+    flip = sample_mirror(pos, lopsided, AugmentConfig(mirror_probability=0.5), torch.Generator().manual_seed(0))
+    assert not flip[1::2].any()
+    assert 70 < int(flip[0::2].sum()) < 130  # about half of the 200 that may flip (binomial sd 7)
+    plane = sample_mirror(pos, lopsided, AugmentConfig(mirror_probability=1.0, mirror_plane_y=0.15))
+    assert plane.all()  # mirrored in y = 0.15 both land inside: 0.2 and -0.1
+
+
+def test_mirror_off_draws_nothing_and_changes_nothing():
+    """mirror_probability = 0 keeps the generator stream of the other augmentations: the recorded runs of configs
+    without the option reproduce exactly."""
+    from bridgevla.data.augment import augment_batch
+
+    batch = _policy_batch(3, ["a", "b", "c"])
+    out = augment_batch(batch, BOUNDS, AugmentConfig(), step_generator(0, 5, torch.device("cpu")))
+    ref = augment_clouds(batch.points, batch.mask, batch.target_position, batch.target_quaternion, BOUNDS,
+                         AugmentConfig(), step_generator(0, 5, torch.device("cpu")))
+    assert all(torch.equal(x, y) for x, y in zip((out.points, out.mask, out.target_position,
+                                                   out.target_quaternion), ref))
+    on = augment_batch(batch, BOUNDS, AugmentConfig(mirror_probability=1.0), step_generator(0, 5, torch.device("cpu")))
+    assert not torch.equal(on.points, out.points)
