@@ -91,3 +91,20 @@ def test_mirrored_points_in_a_plane():
                                                                                                          dtype=p.dtype))
     with pytest.raises(ValueError, match="axis"):
         mirror_points(p, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_mirrored_gripper_is_the_reflection_with_the_palm_normal_reversed(seed):
+    """``mirror_gripper_quaternions`` = M·R·diag(-1, 1, 1) (M·R·diag(1, -1, 1) with the fingers along the mirror's
+    normal), built here from scipy's matrices."""
+    from rendering.transforms import mirror_gripper_quaternions
+
+    r = Rotation.random(16, random_state=seed).as_matrix()
+    r[0] = Rotation.from_euler("z", 90, degrees=True).as_matrix()  # fingers (local y) along -x: the mirror's normal
+    m = np.diag([-1.0, 1.0, 1.0])  # mirror in x this time
+    along = np.abs(r[:, 0, 1]) >= np.cos(np.radians(0.1))
+    want = np.where(along[:, None, None], m @ r @ np.diag([1.0, -1.0, 1.0]), m @ r @ np.diag([-1.0, 1.0, 1.0]))
+    got = mirror_gripper_quaternions(torch.from_numpy(Rotation.from_matrix(r).as_quat()), 0).numpy()
+    assert along[0]
+    assert np.allclose(Rotation.from_quat(got).as_matrix(), want, atol=1e-9)
