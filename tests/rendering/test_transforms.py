@@ -94,17 +94,29 @@ def test_mirrored_points_in_a_plane():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_mirrored_gripper_is_the_reflection_with_the_palm_normal_reversed(seed):
-    """``mirror_gripper_quaternions`` = M·R·diag(-1, 1, 1) (M·R·diag(1, -1, 1) with the fingers along the mirror's
-    normal), built here from scipy's matrices."""
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0, 1]))
+def test_mirrored_gripper_against_a_per_sample_reference(seed, axis):
+    """``mirror_gripper_quaternions`` against a slow per-sample reference built from scipy's matrices: M·R·M_x or
+    M·R·M_y, chosen by the documented rule (top-down: M_x unless the fingers lie along the mirror's normal; otherwise
+    the finger direction nearer the original's)."""
     from rendering.transforms import mirror_gripper_quaternions
 
-    r = Rotation.random(16, random_state=seed).as_matrix()
-    r[0] = Rotation.from_euler("z", 90, degrees=True).as_matrix()  # fingers (local y) along -x: the mirror's normal
-    m = np.diag([-1.0, 1.0, 1.0])  # mirror in x this time
-    along = np.abs(r[:, 0, 1]) >= np.cos(np.radians(0.1))
-    want = np.where(along[:, None, None], m @ r @ np.diag([1.0, -1.0, 1.0]), m @ r @ np.diag([-1.0, 1.0, 1.0]))
-    got = mirror_gripper_quaternions(torch.from_numpy(Rotation.from_matrix(r).as_quat()), 0).numpy()
-    assert along[0]
-    assert np.allclose(Rotation.from_quat(got).as_matrix(), want, atol=1e-9)
+    rng = np.random.default_rng(seed)
+    r = Rotation.random(12, random_state=seed).as_matrix()
+    down = Rotation.from_euler("x", 180, degrees=True).as_matrix()  # approach (local z) straight down
+    for i in range(4):  # top-down grasps at random yaws, one of them with the fingers along the normal
+        yaw = 90.0 * (axis == 0) if i == 0 else rng.uniform(-180, 180)
+        r[i] = Rotation.from_euler("z", yaw, degrees=True).as_matrix() @ down
+    m = np.eye(3)
+    m[axis, axis] = -1.0
+    want = []
+    for rot in r:
+        fingers, approach = rot[:, 1], rot[:, 2]
+        if abs(approach[2]) >= np.cos(np.radians(15.0)):
+            use_x = abs(fingers[axis]) < np.cos(np.radians(0.1))
+        else:
+            use_x = fingers @ (m @ fingers) > 0
+        want.append(m @ rot @ np.diag([-1.0, 1.0, 1.0] if use_x else [1.0, -1.0, 1.0]))
+    got = mirror_gripper_quaternions(torch.from_numpy(Rotation.from_matrix(r).as_quat()), axis).numpy()
+    assert np.allclose(Rotation.from_quat(got).as_matrix(), np.array(want), atol=1e-9)
+    assert np.allclose(np.linalg.det(np.array(want)), 1.0)
