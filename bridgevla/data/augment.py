@@ -9,10 +9,11 @@ Points pushed out of the bounds are masked, as the renderer's crop would drop th
 Optionally (``mirror_probability``, off by default) a sample is first replaced by its mirror image in the vertical
 plane ``y = mirror_plane_y`` — the cloud, the target keypose and the words "left"/"right" of its instruction — where
 the mirrored target stays inside the bounds. Ten demos cover a task's layouts unevenly (slide_block's ten: five
-pushes to +y, one to −y, and the −y test episodes fail most: docs/training.md, run 23); a scene whose robot, cameras
-and bounds are symmetric about that plane (the embedded benchmark's, about the robot base's y = 0)
-makes every demo a second, mirrored one. Only for tasks whose goal is mirror-symmetric too: a task whose
-instruction names a side in other words ("the drawer nearer the door") or whose objects are chiral is not.
+pushes to +y, one to −y, and the −y test episodes fail most: docs/training.md, runs 21–24); a scene whose robot,
+cameras and bounds are symmetric about that plane (the embedded benchmark's, about the robot base's y = 0) makes
+every demo a second, mirrored one. Only for tasks whose goal is mirror-symmetric too (not an instruction that names
+a side in other words, "the drawer nearer the door", nor chiral objects) and whose demos hold the gripper by a
+convention ``mirror_gripper_quaternions`` knows.
 
 Everything is batched tensor code and runs on whatever device the batch is on (the GPU when there is one).
 The geometry itself (rigid transforms, quaternion rotation) comes from ``rendering.transforms``.
