@@ -90,13 +90,13 @@ def mirror_quaternions(quaternion: Tensor, axis: int) -> Tensor:
 
 def mirror_gripper_quaternions(quaternion: Tensor, axis: int, tolerance_degrees: float = 0.1,
                                top_down_degrees: float = 15.0) -> Tensor:
-    """Orientation of a two-finger gripper's mirror image, in the TCP frame used throughout (approach along local z,
-    fingers closing along local y: the Panda hand's). The reflected hand ``M · R`` is no rotation; two rotations show
+    """Orientation of a two-finger gripper's mirror image, in the embedded benchmark's TCP frame (approach along
+    local z, fingers closing along local y). The reflected hand ``M · R`` is no rotation; two rotations show
     the same hand, as it is symmetric across both of its planes: ``M · R · M_x`` (finger direction mirrored, palm
     normal reversed) and ``M · R · M_y`` (finger direction reversed). Which one a demo would have used is a convention
     of whoever wrote its keyposes, and mirrored and real samples must agree on it, or their rotation labels differ by
     a half-turn about the approach. Two conventions are kept, those of the embedded benchmark's experts (checked on
-    mirrored scenes of every task: tests/bridgevla/data/test_augment.py):
+    mirrored scenes of the demo's four tasks: tests/bridgevla/data/test_augment.py; other data may hold others):
 
     - a top-down grasp (approach within ``top_down_degrees`` of vertical) folds its yaw into [−90°, 90°): ``M·R·M_x``
       turns the grasp at yaw θ into the one at −θ, inside the fold; where the fingers lie along the mirror's normal
