@@ -145,6 +145,30 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_layout(args: argparse.Namespace) -> int:
+    """An embedded evaluation's episodes by layout (side of the mirror plane, direction of the plan), demos beside."""
+    from benchmarks.fileio import read_jsonl
+    from bridgevla.evaluation.envs import make_env
+    from bridgevla.evaluation.layout import write_layout
+
+    path = Path(args.episodes)
+    if not path.is_file():
+        raise ConfigError(f"--episodes: {path} is not a file (an evaluation's episodes.jsonl)")
+    records = read_jsonl(path, repair=False).records  # a report reads; it does not rewrite the run's file
+    if not records:
+        raise ConfigError(f"--episodes: {path} holds no episode records")
+    if args.demos and not Path(args.demos).is_dir():
+        raise ConfigError(f"--demos: {args.demos} is not a folder (a dataset from bridgevla generate)")
+    env = make_env("embedded")
+    try:
+        paths = write_layout(records, env, args.out or path.parent, args.demos, plane_y=args.plane_y)
+    finally:
+        env.close()
+    print(paths["md"].read_text())
+    print(f"written: {paths['md']}, {paths['json']}")
+    return 0
+
+
 def cmd_bench_data(args: argparse.Namespace) -> int:
     """Samples/s the data pipeline sustains on its own (compare with the trainer's steps/s × batch size)."""
     from bridgevla.data.dataset import KeyframeBatches, KeyframeDataset
@@ -297,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-images", action="store_true", help="skip decoding every PNG (checksums still cover them)")
     q.add_argument("--limit", type=int, default=200, help="problems printed at most")
     q.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("layout", help="an embedded evaluation's success by layout (side, direction) next to the "
+                                      "demos' (docs/evaluation.md)")
+    p.add_argument("episodes", help="episodes.jsonl of a `bridgevla eval --benchmark embedded` run")
+    p.add_argument("--demos", help="the demos' dataset folder, to count them by the same layouts")
+    p.add_argument("--out", help="folder for layout.md / layout.json (default: the episodes' folder)")
+    p.add_argument("--plane-y", type=float, default=0.0, help="the mirror plane y = c that splits the sides "
+                                                               "(default 0: the embedded scene's)")
+    p.set_defaults(func=cmd_layout)
 
     p = sub.add_parser("bench-data", help="measure the data pipeline's samples/s")
     _add_common(p)

@@ -204,6 +204,19 @@ def _evaluate(cfg: DemoConfig, agents: list[str], out: Path, checkpoint: Path | 
     return evaluate(ecfg)
 
 
+def _write_layout(cfg: DemoConfig, records: list[dict[str, Any]], out: Path, demos: Path) -> dict[str, Path]:
+    """The episodes by layout next to the demos (bridgevla/evaluation/layout.py): one reset and plan per test scene,
+    seconds for the demo's 200."""
+    from bridgevla.evaluation.envs import make_env
+    from bridgevla.evaluation.layout import write_layout
+
+    env = make_env("embedded", dict(cfg.env))
+    try:
+        return write_layout(records, env, out, demos, plane_y=cfg.job.augment.mirror_plane_y)
+    finally:
+        env.close()
+
+
 def _as_training_seed(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     """A policy's episodes relabelled with its training seed: the report's ± is then the spread over training runs
     (each run's rate pooled over its evaluation episodes), which is what a recipe's success rate varies with."""
@@ -288,6 +301,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     paths = write_report(summary, out / "eval", title=f"embedded benchmark: success rate (policy: mean ± std over "
                                                       f"training seeds {seeds_txt})")
     failures = write_failures(records, out / "eval")
+    layout = _write_layout(cfg, records, out / "eval", data)
     table = markdown_table(summary)
     result = success_json(summary, POLICY) if POLICY in summary else {}
     json_path = out / "demo_results.json"
@@ -315,7 +329,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
               + ("" if all(v["complete"] for k, v in run.items() if k.startswith(("pretrain", "train")))
                  else "  <- CUT SHORT by a time cap, see the warning above"))
     print(f"policy success JSON: {json_path}; run record (minutes, steps done/planned): {out / 'demo_run.json'}")
-    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}; failure reasons: {failures['md']}")
+    print(f"tables and plot: {paths['md']}, {paths['csv']}, {paths['png']}; failure reasons: {failures['md']}; "
+          f"success by layout next to the demos: {layout['md']}")
     return {"success": result, "timings": timings, "run": run_info}
 
 

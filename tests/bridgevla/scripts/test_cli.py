@@ -82,6 +82,10 @@ def test_demo_pipeline_end_to_end_and_rerun_resumes(tmp_path, capsys):
     curve = json.loads((tmp_path / "curve.json").read_text())
     assert set(curve) == {"1", "2"} and all(len(curve[n]["mean"]) == 2 for n in curve)
     assert "| task | 1 demo | 2 demos |" in (tmp_path / "curve.md").read_text()
+    # success by layout: every evaluated episode (2 seeds x 2 tasks x 2 policy episodes) and both demos per task
+    layout = json.loads((tmp_path / "eval" / "layout.json").read_text())
+    assert sum(c["episodes"] for t in layout["agents"]["policy"].values() for c in t["side"].values()) == 8
+    assert {t: sum(f["side"].values()) for t, f in layout["demos"].items()} == {"lift_block": 2, "slide_block": 2}
     lines = {p: p.read_text().splitlines() for p in tmp_path.glob("**/episodes.jsonl")}
     assert len(lines) == 5  # 2 seeds x (full + curve) + baselines
     capsys.readouterr()
