@@ -12,6 +12,7 @@ import contextlib
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,15 @@ class BridgeVLAPolicy(nn.Module):
 
         Stage 2 is centred on the truth plus uniform noise, so it learns to recover from stage-1 errors; both stages
         are independent given that centre, which lets one backbone call process the 2B views."""
+        terms, feats2, target2 = self._heatmap_terms(points, colors, mask, target, instructions, points.shape[0])
+        return terms, feats2, target2
+
+    def _heatmap_terms(
+        self, points: Tensor, colors: Tensor, mask: Tensor, target: Tensor, instructions: Sequence[str], split: int
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """``heatmap_terms`` with the batch in two groups: samples ``[:split]`` give ``trans_stage1/2`` and samples
+        ``[split:]`` (if any) ``extra_trans_stage1/2``, each the mean over its own group — the two groups' losses
+        exactly as two calls would give them (one backbone pass instead of two: ``compute_loss(extra=…)``)."""
         cfg, s, b = self.config, self.image_size, points.shape[0]
         center = target + (torch.rand_like(target) * 2 - 1) * cfg.stage1_noise
         target2 = zoom(target, center, cfg.zoom_factor)
@@ -218,14 +228,22 @@ class BridgeVLAPolicy(nn.Module):
         ids, attn = self.encode_instructions(instructions)
         feats, logits = self.heatmap_logits(views, ids.repeat(2, 1), attn.repeat(2, 1))
         goals = gaussian_targets(torch.cat([target, target2]), s, cfg.heatmap_sigma, cfg.heatmap_cutoff)
-        terms = {"trans_stage1": soft_cross_entropy(logits[:b], goals[:b]),
-                 "trans_stage2": soft_cross_entropy(logits[b:], goals[b:])}
-        return terms, feats[b:], target2
+        terms = {"trans_stage1": soft_cross_entropy(logits[:split], goals[:split]),
+                 "trans_stage2": soft_cross_entropy(logits[b:b + split], goals[b:b + split])}
+        if split < b:
+            terms |= {"extra_trans_stage1": soft_cross_entropy(logits[split:b], goals[split:b]),
+                      "extra_trans_stage2": soft_cross_entropy(logits[b + split:], goals[b + split:])}
+        return terms, feats[b:b + split], target2[:split]
 
-    def compute_loss(self, batch: PolicyBatch) -> dict[str, Tensor]:
+    def compute_loss(self, batch: PolicyBatch, extra: HeatmapSamples | None = None) -> dict[str, Tensor]:
         """Total ``loss`` and each term: ``trans_stage1``, ``trans_stage2`` (soft CE over pixels, mean over views),
         ``rot_x``, ``rot_y``, ``rot_z``, ``gripper``, ``collision`` (cross-entropies). Equal weights, as the
-        reference. Random draws (stage-1 noise, bin noise) use torch's global generator, so seeding reproduces."""
+        reference. Random draws (stage-1 noise, bin noise) use torch's global generator, so seeding reproduces.
+
+        ``extra``: heatmap-only samples (co-training's synthetic scenes) that ride in the same backbone pass; their
+        two translation losses come back as ``extra_trans_stage1/2`` and are *not* added to ``loss`` (the caller
+        weights them). On a CPU a pass costs nearly as much for 2 samples as for 8 (docs/PERFORMANCE.md), so this
+        saves most of a second pass; the terms equal those of a separate ``heatmap_terms`` call."""
         if not isinstance(batch, PolicyBatch):
             raise ValueError(f"batch must be a PolicyBatch, got {type(batch).__name__}")
         if not batch.has_targets:
@@ -234,7 +252,12 @@ class BridgeVLAPolicy(nn.Module):
         batch = batch.to(self.device)
         pts, colors, mask = self._cube_cloud(batch)
         target = world_to_cube(batch.target_position.float(), self.bounds)
-        trans, feats2, target2 = self.heatmap_terms(pts, colors, mask, target, batch.instructions)
+        instructions = list(batch.instructions)
+        if extra is not None:
+            pts, colors, mask, target = _concat_clouds((pts, colors, mask, target), extra.to(self.device))
+            instructions += list(extra.instructions)
+        trans, feats2, target2 = self._heatmap_terms(pts, colors, mask, target, instructions, b)
+        extra_terms = {k: trans.pop(k) for k in [k for k in trans if k.startswith("extra_")]}
 
         nb = cfg.num_rotation_bins
         inputs = ActionHead.gather_inputs(feats2, project(target2, s)[..., :2], s)
@@ -255,7 +278,7 @@ class BridgeVLAPolicy(nn.Module):
         grip = F.cross_entropy(out["gripper"].float(), (batch.target_gripper_open > 0.5).long())
         coll = F.cross_entropy(out["collision"].float(), (batch.target_ignore_collisions > 0.5).long())
         terms = {**trans, **rot_terms, "gripper": grip, "collision": coll}
-        return {"loss": sum(terms.values()), **terms}
+        return {"loss": sum(terms.values()), **terms, **extra_terms}
 
     def forward(self, batch: PolicyBatch) -> dict[str, Tensor]:
         """``compute_loss``, so that generic wrappers (DDP, torch.compile, peft) that call ``forward`` work."""
@@ -487,6 +510,43 @@ class BridgeVLAPolicy(nn.Module):
                                   f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; refusing to load them")
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
         return sorted(state)
+
+
+@dataclass
+class HeatmapSamples:
+    """Heatmap-only training samples in the cube frame: ``points``/``colors`` (B, N, 3), ``mask`` (B, N), ``target``
+    (B, 3), one instruction each (what ``heatmap_terms`` takes; co-training's synthetic scenes)."""
+
+    points: Tensor
+    colors: Tensor
+    mask: Tensor
+    target: Tensor
+    instructions: list[str]
+
+    def __post_init__(self) -> None:
+        b, n = self.mask.shape[:2] if self.mask.ndim == 2 else (-1, -1)
+        if (self.points.shape != (b, n, 3) or self.colors.shape != (b, n, 3) or self.target.shape != (b, 3)
+                or len(self.instructions) != b):
+            raise ValueError(f"HeatmapSamples: need points/colors (B, N, 3), mask (B, N), target (B, 3) and B "
+                             f"instructions; got {tuple(self.points.shape)}, {tuple(self.colors.shape)}, "
+                             f"{tuple(self.mask.shape)}, {tuple(self.target.shape)}, {len(self.instructions)}")
+
+    def to(self, device: torch.device) -> HeatmapSamples:
+        return HeatmapSamples(self.points.to(device), self.colors.to(device), self.mask.to(device),
+                              self.target.to(device), self.instructions)
+
+
+def _concat_clouds(main: tuple[Tensor, Tensor, Tensor, Tensor],
+                   extra: HeatmapSamples) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One batch of both groups' clouds: the shorter padded with masked-out points (the renderer ignores them)."""
+    pts, colors, mask, target = main
+    n = max(pts.shape[1], extra.points.shape[1])
+
+    def pad(x: Tensor) -> Tensor:
+        return torch.cat([x, x.new_zeros((x.shape[0], n - x.shape[1], *x.shape[2:]))], 1) if x.shape[1] < n else x
+
+    return (torch.cat([pad(pts), pad(extra.points.float())]), torch.cat([pad(colors), pad(extra.colors.float())]),
+            torch.cat([pad(mask), pad(extra.mask)]), torch.cat([target, extra.target.float()]))
 
 
 def _is_lora_layer(module: nn.Module) -> bool:

@@ -52,7 +52,7 @@ def model_config(model: str, dtype: str) -> BridgeVLAConfig:
 
 
 def bench_preset(model: str, device: str, dtype: str, train_batch: int, repeats: int, profile: bool = False,
-                 flops: bool = False) -> None:
+                 flops: bool = False, cotrain: int = 0) -> None:
     torch.manual_seed(0)
     policy = BridgeVLAPolicy(model_config(model, dtype), device=device)
     params = sum(p.numel() for p in policy.parameters()) / 1e6
@@ -88,10 +88,41 @@ def bench_preset(model: str, device: str, dtype: str, train_batch: int, repeats:
 
     ms = time_ms(step, device, warmup=1, repeats=max(3, repeats // 2))
     print(f"| {device} | {label} | training step, batch {train_batch} | {ms:.1f} |", flush=True)
+    if cotrain:
+        bench_cotrain(policy, train, opt, cotrain, device, label, repeats)
     if profile:
         profile_step(step, label)
     if flops:
         flop_split(policy, train, label)
+
+
+def bench_cotrain(policy: BridgeVLAPolicy, train: PolicyBatch, opt: torch.optim.Optimizer, scenes: int, device: str,
+                  label: str, repeats: int) -> None:
+    """A co-trained step (the demo's: ``train`` plus ``scenes`` synthetic grounding scenes) with the scenes in a
+    backbone pass of their own and in the demos' pass (``cotrain.one_pass``), timed in alternating rounds so that
+    a noisy machine's drift hits both alike."""
+    from bridgevla.training.job import CoBatch, _CoTrained
+    from pretrain.cotrain import CotrainConfig, SyntheticGrounding
+
+    variants = {}
+    for one_pass in (False, True):
+        task = SyntheticGrounding(CotrainConfig(enabled=True, batch_size=scenes, one_pass=one_pass), seed=0)
+        module, batch = _CoTrained(policy, task), CoBatch(train.to(device), task.batch(0).to(device))
+
+        def step(module: _CoTrained = module, batch: CoBatch = batch) -> None:
+            out = module.compute_loss(batch)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+
+        variants["one pass" if one_pass else "two passes"] = step
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(max(3, repeats // 2)):
+        for name, step in variants.items():
+            times[name].append(time_ms(step, device, warmup=1, repeats=1))
+    for name, ms in times.items():
+        print(f"| {device} | {label} | co-trained step, batch {len(train)} + {scenes} scenes, {name} | "
+              f"{float(np.median(ms)):.1f} |", flush=True)
 
 
 # The parts of a training step's forward pass, by the module path torch's FLOP counter reports them under.
@@ -150,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--profile", action="store_true", help="also print a per-operator profile of the training step")
     parser.add_argument("--flops", action="store_true", help="also print the training step's FLOPs by model part")
+    parser.add_argument("--cotrain", type=int, default=0, metavar="K",
+                        help="also time a step with K co-trained synthetic scenes, in two passes and in one "
+                             "(the demo: --train-batch 6 --cotrain 2)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -162,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as e:  # ConfigError is one
             parser.error(f"--models {model}: {e}")
     for model in args.models:
-        bench_preset(model, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops)
+        bench_preset(model, "cpu", "float32", args.train_batch, args.repeats, args.profile, args.flops, args.cotrain)
     if torch.cuda.is_available():
         for model in args.models:
             bench_preset(model, "cuda", "float32", args.train_batch, args.repeats)

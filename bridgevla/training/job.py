@@ -162,7 +162,9 @@ class AuxiliaryTask(Protocol):
     the heatmap pre-training's synthetic grounding scenes in every batch, so fitting ten demos per task does not
     erase what pre-training taught (docs/training.md measures the erosion). ``batch(k)`` must depend only on ``k``
     (resumes replay it); ``loss`` returns named terms whose ``"loss"`` (already weighted) is added to the policy's;
-    ``describe()`` is recorded in ``config.yaml`` under ``auxiliary`` so that a resume with another task is refused."""
+    ``describe()`` is recorded in ``config.yaml`` under ``auxiliary`` so that a resume with another task is refused.
+    Optionally, ``heatmap_samples(batch)`` returns the batch as ``bridgevla.model.policy.HeatmapSamples`` (or
+    ``None``) to ride in the demos' backbone pass, and ``heatmap_loss(terms)`` weights their translation terms."""
 
     name: str
 
@@ -194,8 +196,16 @@ class _CoTrained(torch.nn.Module):
         self.policy, self.task = policy, task
 
     def compute_loss(self, batch: CoBatch) -> dict[str, torch.Tensor]:
-        terms = self.policy.compute_loss(batch.demos)
-        extra = self.task.loss(self.policy, batch.extra)
+        # A task whose samples are heatmap-only (co-training's scenes) may ride in the demos' backbone pass.
+        joint = getattr(self.task, "heatmap_samples", None)
+        samples = joint(batch.extra) if joint is not None else None
+        if samples is not None:
+            terms = self.policy.compute_loss(batch.demos, extra=samples)
+            extra = self.task.heatmap_loss({k.removeprefix("extra_"): terms.pop(k)
+                                            for k in [k for k in terms if k.startswith("extra_")]})
+        else:
+            terms = self.policy.compute_loss(batch.demos)
+            extra = self.task.loss(self.policy, batch.extra)
         if "loss" not in extra:
             raise ValueError(f"auxiliary task {self.task.name!r}: loss() must return a dict with key 'loss'")
         named = {f"{self.task.name}_{k}": v for k, v in extra.items() if k != "loss"}

@@ -85,3 +85,50 @@ def test_cotraining_logs_both_objectives_records_itself_and_resumes_exactly(demo
     assert any(not torch.equal(a[k], c[k]) for k in a)
     with pytest.raises(ValueError, match="auxiliary"):
         run_training(cfg(tmp_path / "cut"), resume=True)
+
+
+def _grads(policy) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
+
+
+def test_one_pass_gives_the_two_pass_losses_and_gradients():
+    """`cotrain.one_pass`: the scenes ride in the demos' backbone pass (a batch of both, clouds of different sizes
+    padded) — with the random draws switched off (stage-1 noise, rotation-bin noise), every loss term and every
+    parameter's gradient equals the two-pass computation's (a separate `heatmap_terms` call for the scenes)."""
+    from bridgevla.data.batch import collate
+    from bridgevla.training.job import CoBatch, _CoTrained
+    from pretrain.scenes import tabletop_samples
+
+    policy = tiny_policy(seed=0, stage1_noise=0.0, rotation_bin_noise=(0, 0))
+    demos = collate(tabletop_samples(3, seed=0, table_points=500, points_per_object=80))
+    batch = CoBatch(demos, _task().batch(0))
+    assert batch.extra.points.shape[1] != demos.points.shape[1]  # the padding is exercised
+    results = {}
+    for one_pass in (False, True):
+        task = SyntheticGrounding(CotrainConfig(enabled=True, batch_size=2, weight=0.7, scenes=SCENES,
+                                                one_pass=one_pass), 0)
+        policy.zero_grad()
+        out = _CoTrained(policy, task).compute_loss(batch)
+        out["loss"].backward()
+        results[one_pass] = ({k: v.detach() for k, v in out.items()}, _grads(policy))
+    (two, g_two), (one, g_one) = results[False], results[True]
+    assert set(one) == set(two) and {"grounding_trans_stage1", "grounding_trans_stage2", "rot_x"} <= set(one)
+    for k in two:
+        torch.testing.assert_close(one[k], two[k], rtol=1e-5, atol=1e-5, msg=k)
+    torch.testing.assert_close(two["loss"], sum(v for k, v in two.items() if k != "loss" and not
+                                                k.startswith("grounding_")) + 0.7 * (two["grounding_trans_stage1"]
+                                                                                     + two["grounding_trans_stage2"]))
+    assert g_one.keys() == g_two.keys() and len(g_one) > 10
+    for n in g_two:
+        torch.testing.assert_close(g_one[n], g_two[n], rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_heatmap_samples_refuse_mismatched_shapes():
+    from bridgevla.model.policy import HeatmapSamples
+
+    with pytest.raises(ValueError, match="HeatmapSamples"):
+        HeatmapSamples(torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.ones(2, 4, dtype=torch.bool),
+                       torch.zeros(2, 3), ["a", "b"])
+    with pytest.raises(ValueError, match="HeatmapSamples"):
+        HeatmapSamples(torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.ones(2, 5, dtype=torch.bool),
+                       torch.zeros(2, 3), ["a"])

@@ -59,3 +59,14 @@ def test_a_mistyped_model_setting_is_one_line_on_the_command_line(capsys):
         main(["--models", "small", "small:image_sise=48"])
     assert e.value.code == 2
     assert "--models small:image_sise=48: unknown config key(s) ['image_sise']" in capsys.readouterr().err
+
+
+def test_cotrain_option_times_both_variants_of_a_cotrained_step(capsys):
+    """`--cotrain K` adds two rows — the scenes in a pass of their own and in the demos' — each a positive time."""
+    from bridgevla.scripts.speed_policy import main
+
+    main(["--models", "tiny", "--train-batch", "2", "--cotrain", "1", "--repeats", "1", "--threads", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if "co-trained step" in line]
+    assert [r.split("|")[3].strip() for r in rows] == ["co-trained step, batch 2 + 1 scenes, two passes",
+                                                       "co-trained step, batch 2 + 1 scenes, one pass"]
+    assert all(float(r.split("|")[4]) > 0 for r in rows)
