@@ -83,12 +83,16 @@ def demo_features(demo_root: str | Path, plane_y: float = 0.0,
     format ``benchmarks.generate`` writes), from the keyposes each one recorded."""
     out = []
     for path in sorted(Path(demo_root).glob("*/episode_*/episode.json")):
-        meta = json.loads(path.read_text())
-        keyposes = meta.get("keyposes") or []
+        try:
+            meta = json.loads(path.read_text())
+            keyposes = meta.get("keyposes") or []
+            positions = np.array([k["position"] for k in keyposes], dtype=np.float64)
+            task = str(meta["task"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"layout: {path} is not a readable demo record ({type(e).__name__}: {e})") from None
         if not keyposes:
             raise ValueError(f"layout: {path} records no keyposes")
-        positions = np.array([k["position"] for k in keyposes], dtype=np.float64)
-        out.append({"task": meta["task"], **plan_features(positions, plane_y, min_travel)})
+        out.append({"task": task, **plan_features(positions, plane_y, min_travel)})
     return out
 
 

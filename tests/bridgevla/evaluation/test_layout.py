@@ -141,3 +141,14 @@ def test_cli_reads_an_evaluation_and_refuses_bad_paths(tmp_path, capsys):
     assert "nope.jsonl is not a file" in capsys.readouterr().err
     assert main(["layout", str(episodes), "--demos", str(tmp_path / "none")]) == 2
     assert "--demos" in capsys.readouterr().err
+
+
+def test_a_damaged_demo_record_is_named(tmp_path):
+    bad = tmp_path / "push" / "episode_00000" / "episode.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"task": "push", "keyposes": [{"quaternion": [0, 0, 0, 1]}]}')
+    with pytest.raises(ValueError, match="episode_00000/episode.json is not a readable demo record"):
+        demo_features(tmp_path)
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable demo record"):
+        demo_features(tmp_path)
