@@ -5,10 +5,13 @@ of every episode (the states evaluation queries: the arm at rest at its previous
 keypose the expert executed next. Per task it reports how often the position lands within a tolerance, how often
 stage 1 lands close enough for the stage-2 zoom to see the target, position and rotation errors, and the gripper and
 collision flags' accuracy; then the same per keypose index (the first keypose of a plan, the second, ...), with the
-share of stage-1 points within ``xy_tolerance`` in the table plane. That last one isolates the *decision* of a
+share of stage-1 points within ``xy_tolerance`` in the table plane. That one isolates the *decision* of a
 keypose — which object, which side of it — from its precision: for the first keypose of a task that names one object
 among several, it is the share of fresh scenes in which the policy went for the right one (docs/training.md uses it
-to follow grounding through training).
+to follow grounding through training). Of the keyposes that should take the arm elsewhere in the table plane (target
+beyond ``xy_tolerance`` of where the arm is at the query), the table also counts those the policy kept under the arm
+(prediction within ``xy_tolerance`` of it): the signature of a policy that cannot tell from the scene what it already
+did — e.g. it has lifted a ring and goes down onto it again instead of carrying it to the peg.
 
 Why it exists: a success rate needs a simulator and folds every error into one bit per episode; this needs only a
 dataset (any benchmark's demos, RLBench's included once imported) and says *which* part of a keypose is wrong. It
@@ -71,17 +74,22 @@ def _task_metrics(err: np.ndarray, err1: np.ndarray, rot: np.ndarray, grip: np.n
     }
 
 
-def _by_keypose(index: np.ndarray, err: np.ndarray, err1_xy: np.ndarray, rot: np.ndarray,
-                cfg: KeyposeEvalConfig) -> list[dict[str, float]]:
-    """One row per keypose index of the plans (0 = the first keypose from the episode's first frame)."""
+def _by_keypose(index: np.ndarray, err: np.ndarray, err1_xy: np.ndarray, rot: np.ndarray, moves: np.ndarray,
+                stayed: np.ndarray, cfg: KeyposeEvalConfig) -> list[dict[str, Any]]:
+    """One row per keypose index of the plans (0 = the first keypose from the episode's first frame). ``moves``: the
+    target lies beyond ``xy_tolerance`` of the arm in the table plane; ``stayed``: the prediction does not."""
     rows = []
     for j in np.unique(index):
         m = index == j
+        n_moves = int(moves[m].sum())
         rows.append({"index": int(j), "keyposes": int(m.sum()),
                      "stage1_xy_within": float((err1_xy[m] <= cfg.xy_tolerance).mean()),
                      "position_within": float((err[m] <= cfg.position_tolerance).mean()),
                      "median_position_error_cm": float(np.median(err[m]) * 100),
-                     "rotation_within": float((rot[m] <= cfg.rotation_tolerance).mean())})
+                     "rotation_within": float((rot[m] <= cfg.rotation_tolerance).mean()),
+                     "moves": n_moves,
+                     # None, not 0, where no keypose of this index leaves the arm's place: nothing to count.
+                     "stayed_under_arm": float((stayed[m] & moves[m]).sum() / n_moves) if n_moves else None})
     return rows
 
 
@@ -98,7 +106,8 @@ def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str,
                          cameras=list(policy.config.cameras))
     results: dict[str, dict[str, Any]] = {}
     for task, refs in zip(ds.tasks, ds.by_task):
-        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("err", "err1", "err1_xy", "rot", "grip", "coll")}
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("err", "err1", "err1_xy", "rot", "grip", "coll",
+                                                             "moves", "stayed")}
         for k in range(0, len(refs), cfg.batch_size):
             chunk = refs[k:k + cfg.batch_size]
             batch = collate([ds.sample(r, np.random.default_rng([0, k, j])) for j, r in enumerate(chunk)])
@@ -110,10 +119,16 @@ def keypose_accuracy(policy: Any, cfg: KeyposeEvalConfig) -> dict[str, dict[str,
             cols["rot"].append(quaternion_angle(pred.quaternion.float().cpu(), batch.target_quaternion.float()).numpy())
             cols["grip"].append((pred.gripper_open.cpu() == (batch.target_gripper_open > 0.5)).numpy())
             cols["coll"].append((pred.ignore_collisions.cpu() == (batch.target_ignore_collisions > 0.5)).numpy())
+            # Where the arm is at the query: the recorded gripper position of the start frame.
+            arm = np.stack([ds.episodes[r.episode].gripper_pose[r.start, :2] for r in chunk]).astype(np.float32)
+            cols["moves"].append(np.linalg.norm(target[:, :2].numpy() - arm, axis=-1) > cfg.xy_tolerance)
+            cols["stayed"].append(np.linalg.norm(pred.position.float().cpu()[:, :2].numpy() - arm, axis=-1)
+                                  <= cfg.xy_tolerance)
         c = {k: np.concatenate(v) for k, v in cols.items()}
         results[task] = _task_metrics(c["err"], c["err1"], c["rot"], c["grip"], c["coll"], cfg)
         index = np.array([r.target for r in refs])
-        results[task]["by_keypose"] = _by_keypose(index, c["err"], c["err1_xy"], c["rot"], cfg)
+        results[task]["by_keypose"] = _by_keypose(index, c["err"], c["err1_xy"], c["rot"], c["moves"], c["stayed"],
+                                                  cfg)
     keys = [k for k in next(iter(results.values())) if k != "by_keypose"]
     results["mean"] = {k: float(np.mean([r[k] for r in results.values()])) for k in keys}
     results["mean"]["keyposes"] = int(sum(r["keyposes"] for t, r in results.items() if t != "mean"))
@@ -135,12 +150,14 @@ def markdown(results: dict[str, dict[str, Any]], cfg: KeyposeEvalConfig) -> str:
               "object / side):", "",
               f"| task | keypose | count | stage 1 xy ≤ {cfg.xy_tolerance * 100:g} cm | "
               f"position ≤ {cfg.position_tolerance * 100:g} cm | median error (cm) | "
-              f"rotation ≤ {cfg.rotation_tolerance:g}° |", "|---|---:|---:|---:|---:|---:|---:|"]
+              f"rotation ≤ {cfg.rotation_tolerance:g}° | moves the arm | stayed under the arm |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task, r in results.items():
         for row in r.get("by_keypose", []):
+            stayed = "–" if row["stayed_under_arm"] is None else f"{row['stayed_under_arm']:.2f}"
             lines.append(f"| {task} | {row['index']} | {row['keyposes']} | {row['stage1_xy_within']:.2f} | "
                          f"{row['position_within']:.2f} | {row['median_position_error_cm']:.1f} | "
-                         f"{row['rotation_within']:.2f} |")
+                         f"{row['rotation_within']:.2f} | {row['moves']} | {stayed} |")
     return "\n".join(lines)
 
 

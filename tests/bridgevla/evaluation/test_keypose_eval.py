@@ -113,6 +113,35 @@ def test_by_keypose_separates_the_decision_of_each_keypose_from_its_height(datas
     assert "| reach | 1 | 2 | 0.00 | 1.00 |" in table and "| push | 0 | 1 | 1.00 | 1.00 |" in table
 
 
+class _StayStub(_StubPolicy):
+    """Predicts the arm's own position at the query for every keypose (the test episodes hold the arm at
+    (0, 0, 1.2) throughout): a policy that never moves."""
+
+    def predict(self, batch) -> Prediction:
+        pred = super().predict(batch)
+        pred.position = torch.tensor([0.0, 0.0, 1.2]).expand(len(batch), 3).clone()
+        return pred
+
+
+def test_by_keypose_counts_keyposes_kept_under_the_arm(dataset):
+    # Keypose j of episode i sits at (0.1 j, 0.05 i) and the arm at (0, 0): with the 4 cm tolerance every keypose
+    # moves the arm except keypose 0 of episode 0 (reach has episodes 0 and 1, push only episode 0).
+    moves = {"reach": [1, 2, 2], "push": [0, 1, 1]}
+    still = keypose_accuracy(_StayStub(), _cfg(dataset))
+    exact = keypose_accuracy(_StubPolicy(), _cfg(dataset))
+    for task, want in moves.items():
+        assert [row["moves"] for row in still[task]["by_keypose"]] == want
+        assert [row["stayed_under_arm"] for row in still[task]["by_keypose"]] == [1.0 if n else None for n in want]
+        assert [row["stayed_under_arm"] for row in exact[task]["by_keypose"]] == [0.0 if n else None for n in want]
+    # A looser tolerance: episode 1's keypose 0 (5 cm away) no longer counts as a move.
+    assert [row["moves"] for row in keypose_accuracy(_StayStub(), _cfg(dataset, xy_tolerance=0.06))["reach"][
+        "by_keypose"]] == [0, 2, 2]
+    table = markdown(still, _cfg(dataset))
+    # Stage 1 stays exact in this stub; the stage-2 point sits 21.5 and 22.0 cm from the targets (median 21.8).
+    assert "| reach | 1 | 2 | 1.00 | 0.00 | 21.8 | 1.00 | 2 | 1.00 |" in table
+    assert "| push | 0 | 1 | 1.00 | 0.00 | 20.0 | 1.00 | 0 | – |" in table
+
+
 def test_bad_config_values_are_named(dataset):
     with pytest.raises(ValueError, match="checkpoint"):
         KeyposeEvalConfig(data=dataset)
