@@ -209,8 +209,7 @@ class BridgeVLAPolicy(nn.Module):
 
         Stage 2 is centred on the truth plus uniform noise, so it learns to recover from stage-1 errors; both stages
         are independent given that centre, which lets one backbone call process the 2B views."""
-        terms, feats2, target2 = self._heatmap_terms(points, colors, mask, target, instructions, points.shape[0])
-        return terms, feats2, target2
+        return self._heatmap_terms(points, colors, mask, target, instructions, points.shape[0])
 
     def _heatmap_terms(
         self, points: Tensor, colors: Tensor, mask: Tensor, target: Tensor, instructions: Sequence[str], split: int
@@ -242,8 +241,8 @@ class BridgeVLAPolicy(nn.Module):
 
         ``extra``: heatmap-only samples (co-training's synthetic scenes) that ride in the same backbone pass; their
         two translation losses come back as ``extra_trans_stage1/2`` and are *not* added to ``loss`` (the caller
-        weights them). On a CPU a pass costs nearly as much for 2 samples as for 8 (docs/PERFORMANCE.md), so this
-        saves most of a second pass; the terms equal those of a separate ``heatmap_terms`` call."""
+        weights them). This saves a second pass's fixed cost — 0.94x the step time on an idle 2-core CPU, 0.78x on a
+        loaded one (docs/PERFORMANCE.md); the terms equal those of a separate ``heatmap_terms`` call."""
         if not isinstance(batch, PolicyBatch):
             raise ValueError(f"batch must be a PolicyBatch, got {type(batch).__name__}")
         if not batch.has_targets:
